@@ -1,0 +1,62 @@
+// npm run bench: throughput of the chip in-process, SCP03-wrapped, and the vpcd round trip. Prints a Markdown table.
+import { cpus } from 'node:os';
+import { openChip } from '../emulator/card.ts';
+import { fromHex } from '../emulator/bytes.ts';
+import { hostUnwrap, hostWrap, openSecureChannel } from '../emulator/scp03.ts';
+
+const KEY = fromHex('404142434445464748494A4B4C4D4E4F');
+
+function rate(n: number, ms: number): number {
+  return Math.round((n / ms) * 1000);
+}
+
+function timeLoop(n: number, body: () => void): number {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) body();
+  return performance.now() - t0;
+}
+
+async function main(): Promise<void> {
+  const rows: [string, string, string][] = [];
+  const chip = openChip();
+  chip.powerUp();
+
+  // Plain GET DATA (IIN) to the ISD, in-process.
+  const getData = fromHex('80CA004200');
+  timeLoop(20_000, () => chip.transmit(getData)); // warm-up
+  const nPlain = 300_000;
+  const plainMs = timeLoop(nPlain, () => chip.transmit(getData));
+  rows.push(['plain GET DATA, in-process', `${rate(nPlain, plainMs).toLocaleString('en')} APDUs/s`, '≥ 100 000']);
+
+  // SCP03 at C-MAC + C-DEC (level 03): host wrap, card unwrap/process/wrap, host unwrap — the whole exchange.
+  for (const [level, label] of [
+    [0x03, 'C-MAC + C-DEC'],
+    [0x33, 'C-MAC + C-DEC + R-MAC + R-ENC'],
+  ] as const) {
+    const sc = await openSecureChannel(async (a) => chip.transmit(a), { keys: { enc: KEY, mac: KEY, dek: KEY }, level });
+    const cmd = fromHex('80F28002024F0000');
+    timeLoop(5_000, () => hostUnwrap(sc.session, chip.transmit(hostWrap(sc.session, cmd))));
+    const nScp = 100_000;
+    const ms = timeLoop(nScp, () => hostUnwrap(sc.session, chip.transmit(hostWrap(sc.session, cmd))));
+    rows.push([`SCP03 ${label} GET STATUS (host + card)`, `${rate(nScp, ms).toLocaleString('en')} APDUs/s`, level === 0x03 ? '≥ 30 000' : '–']);
+    chip.transmit(fromHex('00A4040000'));
+  }
+
+  // vpcd round trip (needs pcscd with vsmartcard-vpcd for the PC/SC column).
+  try {
+    const { benchVpcd } = await import('./vpcd.ts');
+    const v = await benchVpcd(5_000);
+    rows.push(['vpcd protocol round trip (TCP, excl. pcscd), median', `${v.medianMs.toFixed(3)} ms (p95 ${v.p95Ms.toFixed(3)} ms)`, '≤ 1 ms']);
+    if (v.viaPcscMedianMs !== undefined && v.viaPcscMedianMs !== null)
+      rows.push(['PC/SC transmit through pcscd + vpcd, median', `${Number(v.viaPcscMedianMs).toFixed(3)} ms`, 'reported']);
+  } catch (e) {
+    rows.push(['vpcd round trip', `not measured: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`, '≤ 1 ms']);
+  }
+
+  console.log(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}\n`);
+  console.log('| measurement | result | target |\n|---|---|---|');
+  for (const [a, b, c] of rows) console.log(`| ${a} | ${b} | ${c} |`);
+  chip.close();
+}
+
+await main();

@@ -1,0 +1,76 @@
+// Chip profiles: what a chip says about itself (ATR, CPLC, IIN/CIN) and its sizes. Data, not code.
+import { concat, fromHex } from './bytes.ts';
+
+export interface ChipProfile {
+  name: string;
+  /** ATR sent at power-up (ISO 7816-3 §8). */
+  atr: Uint8Array;
+  /** Issuer Identification Number, value of GET DATA tag 42 (GPCS 2.3.1 §11.3.3.1). */
+  iin: Uint8Array;
+  /** Card Image Number, value of tag 45. */
+  cin: Uint8Array;
+  /** Card Production Life Cycle data, 42 bytes (Open Platform 2.0.1 §6.12.1); GET DATA 9F7F. */
+  cplc: Uint8Array;
+  /** Key diversification data (first 10 bytes of INITIALIZE UPDATE); GET DATA CF. */
+  kdd: Uint8Array;
+  isdAid: Uint8Array;
+  /** SCP03 "i" parameter of the ISD (Amd D Table 5-1): 70 = pseudo-random challenge, R-MAC, R-ENC. */
+  scpI: number;
+  /** Initial key set of the ISD: KVN and the three AES keys (Amd D §4.1.2: ENC, MAC, DEK). */
+  initialKvn: number;
+  initialKey: Uint8Array;
+  /** Minimum security level for card-content management commands (GPCS Table 11-2: at least "authenticated"). */
+  minContentLevel: number;
+  /** Persistent memory for load files and applet data (bytes). */
+  persistentBytes: number;
+  transientResetBytes: number;
+  transientDeselectBytes: number;
+  logicalChannels: number;
+  /** Largest command data field accepted (FCI tag 9F65); extended-length APDUs are supported. */
+  maxCommandData: number;
+  /** Card life cycle state of a new chip. */
+  initialLifeCycle: number;
+}
+
+// CPLC (42 bytes): fabricator 4790 (NXP), IC type, OS id/release, dates in BCD YDDD; serial 1234ABCD.
+const CPLC = fromHex(
+  '4790' + 'D321' + '4700' + '6012' + '0000' + '6102' + '1234ABCD' + '0001' + '4812' + '6103' +
+    '0000' + '6104' + '0000' + '0000' + '00000000' + '0000' + '0000' + '00000000',
+);
+
+/** The default profile: a JCOP4-class GP-SE (sizes from JCAlgTest's J3R180 header, see javacard.md §4.2). */
+export const DEFAULT_PROFILE: ChipProfile = {
+  name: 'jcop4-like',
+  // 3B 8A 80 01 + historical bytes "JPKI-SE-EM" + TCK; T=1 only (TD1=80 → TD2=01).
+  atr: withTck(concat(fromHex('3B8A8001'), new TextEncoder().encode('JPKI-SE-EM'))),
+  iin: fromHex('42018C'),
+  cin: fromHex('45' + '1234ABCD0001'),
+  cplc: CPLC,
+  kdd: concat(fromHex('0000'), CPLC.subarray(12, 20)),
+  isdAid: fromHex('A000000151000000'),
+  scpI: 0x70,
+  initialKvn: 0x30,
+  initialKey: fromHex('404142434445464748494A4B4C4D4E4F'),
+  minContentLevel: 0x01,
+  persistentBytes: 139_360,
+  transientResetBytes: 4_084,
+  transientDeselectBytes: 4_084,
+  logicalChannels: 20,
+  maxCommandData: 32_767,
+  initialLifeCycle: 0x0f,
+};
+
+/** Appends the check byte TCK (XOR of T0..last historical byte), required when T=1 is offered (ISO 7816-3 §8.2.5). */
+export function withTck(atrWithoutTck: Uint8Array): Uint8Array {
+  let x = 0;
+  for (let i = 1; i < atrWithoutTck.length; i++) x ^= atrWithoutTck[i];
+  return concat(atrWithoutTck, Uint8Array.of(x));
+}
+
+export const PROFILES: Record<string, ChipProfile> = { [DEFAULT_PROFILE.name]: DEFAULT_PROFILE };
+
+export function profileByName(name: string): ChipProfile {
+  const p = PROFILES[name];
+  if (!p) throw new Error(`unknown chip profile "${name}" (known: ${Object.keys(PROFILES).join(', ')})`);
+  return p;
+}
