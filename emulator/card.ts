@@ -56,7 +56,7 @@ export interface ChipOptions {
 
 export function openChip(opts: ChipOptions = {}): Chip {
   const profile = typeof opts.profile === 'string' ? profileByName(opts.profile) : (opts.profile ?? DEFAULT_PROFILE);
-  const store = opts.store ?? (opts.state ? openFileStore(opts.state, { fsync: opts.fsync ?? true }) : openMemoryStore());
+  const store = opts.store ?? (opts.state ? openFileStore(opts.state, { create: opts.create !== false, fsync: opts.fsync ?? true }) : openMemoryStore());
   if (!hasChip(store)) {
     if (opts.create === false) {
       store.close();

@@ -59,7 +59,10 @@ describe('SELECT by name', () => {
     const chip = await chipWithApplets();
     expect(tx(chip, '00A4040006F0000000AA0100')).toMatchObject({ sw: 0x9000, data: ECHO });
     expect(tx(chip, '00A4040206F0000000AA0100')).toMatchObject({ sw: 0x9000, data: ECHO2 });
-    expect(tx(chip, '00A4040206F0000000AA0100').sw).toBe(0x6a82); // no further occurrence
+    // No further occurrence: as on a JCRE the SELECT then goes to the selected applet (ECHO2 answers 6D00).
+    expect(tx(chip, '00A4040206F0000000AA0100').sw).toBe(0x6d00);
+    tx(chip, '00A4040008A000000151000000');
+    expect(tx(chip, '00A4040205F0000000BB').sw).toBe(0x6a82); // from the ISD: not found
     expect(tx(chip, '00A4040005F0000000AA00')).toMatchObject({ sw: 0x9000, data: ECHO });
   });
 
@@ -77,7 +80,7 @@ describe('logical channels (MANAGE CHANNEL)', () => {
     const open = tx(chip, '0070000001');
     expect(open).toMatchObject({ sw: 0x9000, data: '01' });
     expect(tx(chip, '81CA004200').sw).toBe(0x9000); // default selection (ISD) on the new channel
-    expect(tx(chip, '0170800100').sw).toBe(0x6700); // MANAGE CHANNEL takes no data
+    expect(tx(chip, '017080010100').sw).toBe(0x6700); // MANAGE CHANNEL close takes no data
     expect(tx(chip, '00708001').sw).toBe(0x9000);
     expect(tx(chip, '81CA004200').sw).toBe(0x6881);
     expect(tx(chip, '00708001').sw).toBe(0x6881);

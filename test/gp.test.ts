@@ -283,7 +283,7 @@ describe('PUT KEY (GPCS §11.8, Amd D §7.2)', () => {
     const add = await sc.send(apdu(0x80, 0xd8, 0x00, 0x81, putKeyData(0x31, NEW, DEFAULT_KEYS.dek), 256));
     expect(add.sw).toBe(0x9000);
     expect(add.data).toBe('31' + hex(kcv(NEW.enc)) + hex(kcv(NEW.mac)) + hex(kcv(NEW.dek)));
-    expect(tx(chip, '80CA00E000').data).toContain('C00401318810');
+    expect((await sc.send('80CA00E000')).data).toContain('C00401318810');
     const withNew = await secure(chip, 0x03, NEW, 0x31);
     expect((await withNew.send('80F28002024F0000')).sw).toBe(0x9000);
     // Replace key set 31 by 32 with AES-256 keys.
@@ -303,7 +303,7 @@ describe('PUT KEY (GPCS §11.8, Amd D §7.2)', () => {
     const sc = await secure(chip);
     await sc.send(apdu(0x80, 0xd8, 0x00, 0x81, putKeyData(0x31, NEW, DEFAULT_KEYS.dek), 256));
     expect((await sc.send(apdu(0x80, 0xe4, 0, 0, 'D20131', 256))).sw).toBe(0x9000);
-    expect(tx(chip, '80CA00E000').data).not.toContain('C00401318810');
+    expect((await sc.send('80CA00E000')).data).not.toContain('C00401318810');
     expect((await sc.send(apdu(0x80, 0xe4, 0, 0, 'D20130', 256))).sw).toBe(0x6985); // the session's own key set
   });
 });
@@ -328,7 +328,8 @@ describe('life cycles and SET STATUS (GPCS §5, §11.10)', () => {
     tx(chip, '00A4040008' + ISD);
     sc = await secure(chip);
     expect((await sc.send(apdu(0x80, 0xf0, 0x80, 0xff, ''))).sw).toBe(0x9000); // TERMINATED
-    expect(tx(chip, '80CA004200').sw).toBe(0x9000);
+    expect(tx(chip, '80CA004200').sw).toBe(0x6982); // unprotected inside the MACed session: refused, session closed
+    expect(tx(chip, '80CA004200').sw).toBe(0x9000); // GET DATA still answers on a terminated card
     expect(tx(chip, '8050000008' + '1122334455667788' + '00').sw).toBe(0x6985);
   });
 
@@ -356,12 +357,12 @@ describe('STORE DATA (GPCS §11.11)', () => {
     const chip = newChip();
     const sc = await secure(chip);
     expect((await sc.send(apdu(0x80, 0xe2, 0x90, 0x00, hex(tlv(0x42, fromHex('112233'))) + hex(tlv(0x45, fromHex('0102')))))).sw).toBe(0x9000);
-    expect(tx(chip, '80CA004200').data).toBe('4203112233');
-    expect(tx(chip, '80CA004500').data).toBe('45020102');
+    expect((await sc.send('80CA004200')).data).toBe('4203112233');
+    expect((await sc.send('80CA004500')).data).toBe('45020102');
     const sc2 = await secure(chip);
     expect((await sc2.send(apdu(0x80, 0xe2, 0x10, 0x00, '4201AA'))).sw).toBe(0x9000);
     expect((await sc2.send(apdu(0x80, 0xe2, 0x90, 0x05, '4201BB'))).sw).toBe(0x6a86);
-    expect((await sc2.send(apdu(0x80, 0xe2, 0x90, 0x00, '9F0101'))).sw).toBe(0x6a88);
+    expect((await sc2.send(apdu(0x80, 0xe2, 0x90, 0x00, '9F010101'))).sw).toBe(0x6a88);
     expect((await sc2.send(apdu(0x80, 0xe2, 0x80, 0x00, '4201AA'))).sw).toBe(0x6a80); // format not BER-TLV
   });
 });
