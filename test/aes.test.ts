@@ -33,7 +33,7 @@ function refCmac(key: Uint8Array, msg: Uint8Array): Uint8Array {
   const k2 = dbl(k1);
   const nBlocks = Math.max(1, Math.ceil(msg.length / 16));
   const complete = msg.length > 0 && msg.length % 16 === 0;
-  let x = new Uint8Array(16);
+  let x: Uint8Array = new Uint8Array(16);
   for (let b = 0; b < nBlocks; b++) {
     const block = new Uint8Array(16);
     const part = msg.subarray(b * 16, b * 16 + 16);

@@ -1,0 +1,40 @@
+// jpki-se apdu: send raw APDUs and trace them; the trace format is shared with "gp --trace".
+import { hex } from '../emulator/bytes.ts';
+import { swHex, swMeaning } from '../emulator/iso.ts';
+import type { Values } from './args.ts';
+import { UsageError, parseHex } from './args.ts';
+import type { Io } from './io.ts';
+import { openCliTarget } from './target.ts';
+
+export function traceLine(direction: '>>' | '<<', apdu: Uint8Array): string {
+  if (direction === '>>') return `>> ${hex(apdu)}`;
+  if (apdu.length < 2) return `<< ${hex(apdu)} (no status word)`;
+  const sw = (apdu[apdu.length - 2] << 8) | apdu[apdu.length - 1];
+  const data = apdu.subarray(0, apdu.length - 2);
+  return `<< ${data.length ? hex(data) + ' ' : ''}${swHex(sw)} (${swMeaning(sw)})`;
+}
+
+/** Every APDU is checked before the card is touched: bad hex or a short command is a usage error naming which. */
+export function parseApdus(texts: string[]): Uint8Array[] {
+  return texts.map((t, i) => {
+    const what = texts.length > 1 ? `APDU ${i + 1}` : 'APDU';
+    const b = parseHex(what, t);
+    if (b.length < 4) throw new UsageError(`${what} "${t}" has ${b.length} byte${b.length === 1 ? '' : 's'}; a command needs at least CLA INS P1 P2`);
+    if (b.length > 65544) throw new UsageError(`${what} has ${b.length} bytes; the longest extended APDU has 65544`);
+    return b;
+  });
+}
+
+export async function apduCommand(v: Values, positionals: string[], io: Io): Promise<number> {
+  const apdus = parseApdus(positionals);
+  const target = await openCliTarget(v);
+  try {
+    for (const a of apdus) {
+      io.out(traceLine('>>', a));
+      io.out(traceLine('<<', await target.transmit(a)));
+    }
+  } finally {
+    await target.close();
+  }
+  return 0;
+}

@@ -1,0 +1,144 @@
+// jpki-se chip new | info: create a chip state file and show what it holds (read offline, without APDUs).
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { openChip } from '../emulator/card.ts';
+import type { Chip } from '../emulator/card.ts';
+import { fromHex, hex } from '../emulator/bytes.ts';
+import { PROFILES, profileByName } from '../emulator/profile.ts';
+import type { ChipProfile } from '../emulator/profile.ts';
+import { kcv } from '../emulator/scp03.ts';
+import { appLifeName, cardLifeName } from '../emulator/gp/constants.ts';
+import { usedPersistent } from '../emulator/gp/registry.ts';
+import { keyTypeName } from '../emulator/host/gp-data.ts';
+import type { Values } from './args.ts';
+import { UsageError, flag, str } from './args.ts';
+import type { Io } from './io.ts';
+import { missingState } from './target.ts';
+
+export function requireState(v: Values): string {
+  const state = str(v, 'state');
+  if (state === undefined) throw new UsageError('missing --state FILE');
+  if (!state) throw new UsageError('--state needs a file name');
+  return state;
+}
+
+export function profileOption(v: Values): ChipProfile {
+  const name = str(v, 'profile');
+  if (name === undefined) return profileByName(Object.keys(PROFILES)[0]);
+  try {
+    return profileByName(name);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** A lock file naming a live process other than this one: the chip is in use. */
+function liveLockOwner(path: string): number | undefined {
+  const lock = `${path}.lock`;
+  if (!existsSync(lock)) return undefined;
+  const pid = Number.parseInt(readFileSync(lock, 'utf8'), 10);
+  if (!Number.isInteger(pid) || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  }
+}
+
+export function summary(chip: Chip): string[] {
+  const m = chip.model();
+  const isd = m.registry.apps[0];
+  const sets = m.keys.get(isd.aid) ?? [];
+  return [
+    `profile:  ${chip.profile.name}`,
+    `ATR:      ${hex(chip.atr)}`,
+    `card:     ${cardLifeName(m.card.lifeCycle)} (${h2(m.card.lifeCycle)})`,
+    `ISD:      ${isd.aid}, key set${sets.length === 1 ? '' : 's'} ${sets.map((s) => h2(s.kvn)).join(', ') || 'none'}`,
+  ];
+}
+
+export function chipNew(v: Values, io: Io): number {
+  const state = requireState(v);
+  const profile = profileOption(v);
+  if (existsSync(state)) {
+    if (!flag(v, 'force')) throw new Error(`${state} already exists (use --force to replace it)`);
+    const owner = liveLockOwner(state);
+    if (owner !== undefined) throw new Error(`${state} is in use by process ${owner}; stop it before replacing the chip`);
+    rmSync(state);
+    rmSync(`${state}.lock`, { force: true });
+  }
+  const chip = openChip({ state, profile });
+  try {
+    io.out(`created ${state}`);
+    for (const line of summary(chip)) io.out(`  ${line}`);
+    if (hex(profile.initialKey) === '404142434445464748494A4B4C4D4E4F')
+      io.out(`  keys:     ENC = MAC = DEK = ${hex(profile.initialKey)} (the GlobalPlatform test key)`);
+  } finally {
+    chip.close();
+  }
+  return 0;
+}
+
+export function chipInfo(v: Values, io: Io): number {
+  const state = requireState(v);
+  if (!existsSync(state)) throw missingState(state);
+  const chip = openChip({ state, create: false });
+  try {
+    const m = chip.model();
+    const p = chip.profile;
+    io.out(`state:    ${state} (${statSync(state).size} bytes)`);
+    for (const line of summary(chip)) io.out(line);
+    io.out(`IIN:      ${m.card.iin}`);
+    io.out(`CIN:      ${m.card.cin}`);
+    io.out(`default:  ${m.card.defaultSelected} (selected at reset)`);
+    const used = usedPersistent(m);
+    io.out(`memory:   ${used} of ${p.persistentBytes} bytes of persistent memory used by load files (${p.persistentBytes - used} free)`);
+    io.out('');
+    io.out('registry:');
+    const rows: string[][] = [['kind', 'AID', 'state', 'privileges', 'security domain', 'details']];
+    for (const a of m.registry.apps) {
+      const kind = a === m.registry.apps[0] ? 'ISD' : a.isSd ? 'SD' : 'APP';
+      const details = [`from ${a.elf}`];
+      if (a.params) details.push(`params ${a.params}`);
+      if (a.scpI !== undefined) details.push(`SCP03 i=${h2(a.scpI)}`);
+      rows.push([kind, a.aid, appLifeName(a.lifeCycle, a.isSd), hex(privBytes(a.privileges)), a.sd === a.aid ? '-' : a.sd, details.join(', ')]);
+    }
+    for (const e of m.registry.elfs) {
+      const details = [`v${e.version.join('.')}`];
+      if (e.native) details.push('in the chip image');
+      else details.push(`${e.size} bytes`);
+      if (e.modules.length) details.push(`modules ${e.modules.join(' ')}`);
+      rows.push(['PKG', e.aid, e.lifeCycle === 0x01 ? 'LOADED' : h2(e.lifeCycle), '', e.sd, details.join(', ')]);
+    }
+    for (const line of table(rows)) io.out(`  ${line}`);
+    io.out('');
+    io.out('key sets:');
+    const keyRows: string[][] = [['security domain', 'KVN', 'seq', 'keys (id: type, KCV)']];
+    for (const [sd, sets] of m.keys)
+      for (const s of sets)
+        keyRows.push([
+          sd,
+          h2(s.kvn),
+          String(s.seq),
+          s.keys.map((k) => `${k.id}: ${keyTypeName(k.type, k.value.length / 2)} ${k.type === 0x88 ? hex(kcv(fromHex(k.value))) : ''}`.trim()).join('; '),
+        ]);
+    for (const line of table(keyRows)) io.out(`  ${line}`);
+  } finally {
+    chip.close();
+  }
+  return 0;
+}
+
+function privBytes(p: number): Uint8Array {
+  return Uint8Array.of(p >> 16, (p >> 8) & 0xff, p & 0xff);
+}
+
+/** Left-aligned columns, two spaces apart; trailing blanks trimmed. */
+export function table(rows: string[][]): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd());
+}
+
+function h2(n: number): string {
+  return n.toString(16).toUpperCase().padStart(2, '0');
+}

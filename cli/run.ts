@@ -1,0 +1,360 @@
+// The jpki-se command tree: help texts, dispatch, and the exit-code contract (0 ok, 1 card/transport error, 2 usage).
+import type { Options, Values } from './args.ts';
+import { UsageError, parse } from './args.ts';
+import type { Io } from './io.ts';
+import { TARGET_HELP, TARGET_OPTIONS } from './target.ts';
+import { GP_HELP, GP_OPTIONS, gpDelete, gpInfo, gpInstall, gpList, gpLoad, gpPutKey, gpSetStatus } from './gp.ts';
+import { apduCommand } from './apdu.ts';
+import { chipInfo, chipNew } from './chip.ts';
+
+interface Leaf {
+  path: string[];
+  summary: string;
+  /** Full help text: usage line(s), description, options. */
+  help: string;
+  options: Options;
+  positionals: { min: number; max: number; what: string };
+  run(values: Values, positionals: string[], io: Io): Promise<number> | number;
+}
+
+const NONE = { min: 0, max: 0, what: 'arguments' };
+
+const CHIP_NEW: Leaf = {
+  path: ['chip', 'new'],
+  summary: 'create a chip state file',
+  help: `Usage: jpki-se chip new --state FILE [--profile NAME] [--force]
+
+Creates a chip: FILE then holds a fresh card (issuer security domain with the initial
+key set, card life cycle SECURED), ready for "chip serve", "apdu" and "gp".
+
+Options:
+  --state FILE      the state file to create
+  --profile NAME    chip profile (default jcop4-like)
+  --force           replace FILE if it exists
+  -h, --help        show this help`,
+  options: { state: { type: 'string' }, profile: { type: 'string' }, force: { type: 'boolean' } },
+  positionals: NONE,
+  run: (v, _p, io) => chipNew(v, io),
+};
+
+const CHIP_SERVE: Leaf = {
+  path: ['chip', 'serve'],
+  summary: 'present the chip to PC/SC through vpcd (vsmartcard)',
+  help: `Usage: jpki-se chip serve --state FILE [--profile NAME] [--vpcd HOST:PORT | --listen [HOST:]PORT]
+
+Runs the chip in FILE (created if missing) as a virtual card for vsmartcard's vpcd, so
+PC/SC programs (gp.jar, pcsc_scan, opensc-tool, pyscard) see it in "Virtual PCD 00 00".
+By default it connects to vpcd at 127.0.0.1:35963 and keeps retrying until vpcd is there;
+with --listen it waits for vpcd (reversed mode) or an Android ACardEmulator to connect.
+Stops on Ctrl-C (SIGINT) or SIGTERM; every acknowledged command is already in FILE.
+
+Options:
+  --state FILE          the chip's state file
+  --profile NAME        chip profile when FILE is created (default jcop4-like)
+  --vpcd HOST:PORT      vpcd to connect to (default 127.0.0.1:35963)
+  --listen [HOST:]PORT  listen instead (default host 127.0.0.1; port 0 picks a free one)
+  -d, --trace           print every APDU the card receives and its response
+  -v, --verbose         print the chip's own log (secure channel sessions, refusals)
+  -h, --help            show this help`,
+  options: {
+    state: { type: 'string' },
+    profile: { type: 'string' },
+    vpcd: { type: 'string' },
+    listen: { type: 'string' },
+    trace: { type: 'boolean', short: 'd' },
+    verbose: { type: 'boolean', short: 'v' },
+  },
+  positionals: NONE,
+  run: async (v, _p, io) => (await import('./serve.ts')).chipServe(v, io),
+};
+
+const CHIP_INFO: Leaf = {
+  path: ['chip', 'info'],
+  summary: 'show what a chip state file holds',
+  help: `Usage: jpki-se chip info --state FILE
+
+Reads the chip in FILE directly (no APDUs): profile, ATR, card life cycle, IIN/CIN,
+memory in use, the registry (security domains, applications, load files) and the key
+sets of every security domain, shown by key check value (KCV), never by value.
+
+Options:
+  --state FILE      the chip's state file
+  -h, --help        show this help`,
+  options: { state: { type: 'string' } },
+  positionals: NONE,
+  run: (v, _p, io) => chipInfo(v, io),
+};
+
+const APDU: Leaf = {
+  path: ['apdu'],
+  summary: 'send raw APDUs and trace them',
+  help: `Usage: jpki-se apdu (--state FILE | --reader NAME) APDU...
+
+Sends each APDU (hex; spaces, ':' and '-' allowed inside) in order and prints
+">> command" and "<< response SW (meaning)". No secure channel: for card-manager
+commands that need one, use "jpki-se gp".
+
+Example:
+  jpki-se apdu --state chip.img "00 A4 04 00 08 A000000151000000" 80CA9F7F00
+
+Options:
+${TARGET_HELP}
+  -h, --help        show this help`,
+  options: TARGET_OPTIONS,
+  positionals: { min: 1, max: Infinity, what: 'APDU (hex)' },
+  run: (v, p, io) => apduCommand(v, p, io),
+};
+
+const GP_LIST: Leaf = {
+  path: ['gp', 'list'],
+  summary: 'list security domains, applications and load files',
+  help: `Usage: jpki-se gp list (--state FILE | --reader NAME) [options]
+
+Opens SCP03 and lists the registry with GET STATUS: the ISD, applications and security
+domains, load files with their modules.
+
+Options:
+${GP_HELP}`,
+  options: GP_OPTIONS,
+  positionals: NONE,
+  run: (v, _p, io) => gpList(v, io),
+};
+
+const GP_INFO: Leaf = {
+  path: ['gp', 'info'],
+  summary: 'card data: CPLC, IIN, CIN, key information',
+  help: `Usage: jpki-se gp info (--state FILE | --reader NAME) [--sd AID]
+
+Reads the security domain's data objects with GET DATA (no secure channel needed):
+CPLC (9F7F), IIN (42), CIN (45), card recognition data (66), key information (E0),
+sequence counter (C1), key diversification data (CF), extended resources (FF21).
+
+Options:
+${GP_HELP}`,
+  options: GP_OPTIONS,
+  positionals: NONE,
+  run: (v, _p, io) => gpInfo(v, io),
+};
+
+const GP_PUT_KEY: Leaf = {
+  path: ['gp', 'put-key'],
+  summary: 'add or replace an SCP03 key set',
+  help: `Usage: jpki-se gp put-key (--state FILE | --reader NAME) [options]
+           --new-kvn HEX (--new-key HEX | --new-enc HEX --new-mac HEX --new-dek HEX) [--replace KVN]
+
+PUT KEY of three AES keys (16, 24 or 32 bytes) encrypted with the current DEK; the
+card's key check values are verified. Without --replace a key set is added; with it
+the key set KVN is replaced (and renumbered to --new-kvn).
+
+Options:
+  --new-kvn HEX     key version of the new key set (01–7F)
+  --new-key HEX     one key for ENC, MAC and DEK
+  --new-enc HEX, --new-mac HEX, --new-dek HEX
+                    the three new keys one by one
+  --replace KVN     key version to replace
+${GP_HELP}`,
+  options: {
+    ...GP_OPTIONS,
+    'new-kvn': { type: 'string' },
+    'new-key': { type: 'string' },
+    'new-enc': { type: 'string' },
+    'new-mac': { type: 'string' },
+    'new-dek': { type: 'string' },
+    replace: { type: 'string' },
+  },
+  positionals: NONE,
+  run: (v, _p, io) => gpPutKey(v, io),
+};
+
+const GP_DELETE: Leaf = {
+  path: ['gp', 'delete'],
+  summary: 'delete applications, security domains or load files',
+  help: `Usage: jpki-se gp delete (--state FILE | --reader NAME) [options] [--related] AID...
+
+DELETE each AID. With --related a load file goes with its instances and a security
+domain with everything associated with it.
+
+Options:
+  --related         delete related objects too (DELETE P2 80)
+${GP_HELP}`,
+  options: { ...GP_OPTIONS, related: { type: 'boolean' } },
+  positionals: { min: 1, max: Infinity, what: 'AID to delete' },
+  run: (v, p, io) => gpDelete(v, p, io),
+};
+
+const GP_INSTALL: Leaf = {
+  path: ['gp', 'install'],
+  summary: 'install an applet, create a security domain, make selectable',
+  help: `Usage: jpki-se gp install (--state FILE | --reader NAME) [options] --package AID --applet AID [--aid AID]
+           [--privs P] [--params HEX] [--install-only]
+       jpki-se gp install … --domain AID [--privs P] [--scp-i HEX]
+       jpki-se gp install … --make-selectable AID [--privs P]
+
+INSTALL [for install and make selectable] of a module (--applet) from a loaded package;
+--domain creates a security domain (APSD) from the card's SD package A0000001515350;
+--make-selectable finishes an --install-only.
+Privileges P: hex (80 or 804000) or names joined by commas, e.g.
+security-domain,authorized-management or card-reset.
+
+Options:
+  --package AID     load file
+  --applet AID      module (applet class AID) in the load file
+  --aid AID         instance AID (default: the module AID)
+  --privs P         privileges
+  --params HEX      application parameters (sent as C9)
+  --install-only    INSTALL [for install] only (state INSTALLED)
+  --domain AID      create a security domain with this AID (Security Domain privilege added)
+  --scp-i HEX       SCP03 "i" of the new domain (e.g. 70)
+  --make-selectable AID
+${GP_HELP}`,
+  options: {
+    ...GP_OPTIONS,
+    package: { type: 'string' },
+    applet: { type: 'string' },
+    aid: { type: 'string' },
+    privs: { type: 'string' },
+    params: { type: 'string' },
+    'install-only': { type: 'boolean' },
+    domain: { type: 'string' },
+    'scp-i': { type: 'string' },
+    'make-selectable': { type: 'string' },
+  },
+  positionals: NONE,
+  run: (v, _p, io) => gpInstall(v, io),
+};
+
+const GP_LOAD: Leaf = {
+  path: ['gp', 'load'],
+  summary: 'load a CAP file (and install its applets)',
+  help: `Usage: jpki-se gp load (--state FILE | --reader NAME) [options] CAPFILE
+
+INSTALL [for load] and LOAD blocks of a CAP file: the JAR form (.cap from the converter)
+or raw concatenated components. With --install every applet of the package is then
+installed and made selectable under its own AID.
+
+Options:
+  --block-size N    plain bytes per LOAD block (default: the most a short APDU carries
+                    at the security level: 247 at 01/11, 239 at 03/13/33)
+  --for-sd AID      associate the load file with this security domain
+  --hash ALG        send the load file data block hash: sha1, sha256, sha384, sha512
+  --install         install every applet after loading
+  --privs P         privileges for --install
+  --params HEX      application parameters for --install
+${GP_HELP}`,
+  options: {
+    ...GP_OPTIONS,
+    'block-size': { type: 'string' },
+    'for-sd': { type: 'string' },
+    hash: { type: 'string' },
+    install: { type: 'boolean' },
+    privs: { type: 'string' },
+    params: { type: 'string' },
+  },
+  positionals: { min: 1, max: 1, what: 'CAP file' },
+  run: (v, p, io) => gpLoad(v, p, io),
+};
+
+const GP_SET_STATUS: Leaf = {
+  path: ['gp', 'set-status'],
+  summary: 'change the life cycle of the card, an application or a domain',
+  help: `Usage: jpki-se gp set-status (--state FILE | --reader NAME) [options] card STATE
+       jpki-se gp set-status … app AID STATE
+       jpki-se gp set-status … domain AID STATE
+
+SET STATUS. card (P1 80): initialized, secured, card-locked (or locked), terminated.
+app (P1 40, one application or security domain) and domain (P1 60, a security domain
+with its applications): lock, unlock, selectable, personalized. Any state may also be
+given as a hex byte.
+
+Options:
+${GP_HELP}`,
+  options: GP_OPTIONS,
+  positionals: { min: 2, max: 3, what: 'target and state' },
+  run: (v, p, io) => gpSetStatus(v, p, io),
+};
+
+interface Group {
+  name: string;
+  summary: string;
+  leaves: Leaf[];
+}
+
+const GROUPS: Group[] = [
+  { name: 'chip', summary: 'create, serve and inspect emulated chips', leaves: [CHIP_NEW, CHIP_SERVE, CHIP_INFO] },
+  { name: 'gp', summary: 'GlobalPlatform card management over SCP03', leaves: [GP_LIST, GP_INFO, GP_PUT_KEY, GP_DELETE, GP_INSTALL, GP_LOAD, GP_SET_STATUS] },
+];
+const TOP_LEAVES: Leaf[] = [APDU];
+
+/** Every command, for tests and docs. */
+export const COMMANDS: string[][] = [...GROUPS.flatMap((g) => g.leaves.map((l) => l.path)), ...TOP_LEAVES.map((l) => l.path)];
+
+const TOP_HELP = `Usage: jpki-se COMMAND [SUBCOMMAND] [options]
+
+An emulated GlobalPlatform secure element for JPKI.
+
+Commands:
+${[
+  ...GROUPS.flatMap((g) => g.leaves.map((l) => [l.path.join(' '), l.summary])),
+  ...TOP_LEAVES.map((l) => [l.path.join(' '), l.summary]),
+]
+  .map(([c, s]) => `  ${c.padEnd(16)}${s}`)
+  .join('\n')}
+
+"jpki-se COMMAND --help" describes each. Exit status: 0 done, 1 card or transport
+error, 2 bad command line. JPKI_DEBUG=1 prints stack traces.`;
+
+function groupHelp(g: Group): string {
+  return `Usage: jpki-se ${g.name} ${g.leaves.map((l) => l.path[1]).join('|')} [options]
+
+${g.summary[0].toUpperCase()}${g.summary.slice(1)}:
+${g.leaves.map((l) => `  ${l.path[1].padEnd(12)}${l.summary}`).join('\n')}
+
+"jpki-se ${g.name} SUBCOMMAND --help" describes each.`;
+}
+
+const wantsHelp = (args: string[]) => args.some((a) => a === '--help' || a === '-h');
+const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
+
+/** Runs one command line; returns the exit status. Never throws. */
+export async function run(argv: string[], io: Io): Promise<number> {
+  const usage = (where: string, message: string, hint: string) => {
+    io.err(`${where}: ${oneLine(message)} (see "${hint} --help")`);
+    return 2;
+  };
+  const [first, ...rest] = argv;
+  if (first === undefined) return usage('jpki-se', 'missing command', 'jpki-se');
+  if (first === '--help' || first === '-h') {
+    io.out(TOP_HELP);
+    return 0;
+  }
+  let leaf = TOP_LEAVES.find((l) => l.path[0] === first);
+  let args = rest;
+  if (!leaf) {
+    const g = GROUPS.find((x) => x.name === first);
+    if (!g) return usage('jpki-se', `unknown command "${first}" (commands: ${[...GROUPS.map((x) => x.name), ...TOP_LEAVES.map((l) => l.path[0])].join(', ')})`, 'jpki-se');
+    const [sub, ...more] = rest;
+    if (sub === undefined || sub === '--help' || sub === '-h') {
+      if (sub === undefined) return usage(`jpki-se ${g.name}`, `missing subcommand (${g.leaves.map((l) => l.path[1]).join(', ')})`, `jpki-se ${g.name}`);
+      io.out(groupHelp(g));
+      return 0;
+    }
+    leaf = g.leaves.find((l) => l.path[1] === sub);
+    if (!leaf) return usage(`jpki-se ${g.name}`, `unknown subcommand "${sub}" (${g.leaves.map((l) => l.path[1]).join(', ')})`, `jpki-se ${g.name}`);
+    args = more;
+  }
+  const name = `jpki-se ${leaf.path.join(' ')}`;
+  if (wantsHelp(args)) {
+    io.out(leaf.help);
+    return 0;
+  }
+  try {
+    const { values, positionals } = parse(args, leaf.options, leaf.positionals);
+    return await leaf.run(values, positionals, io);
+  } catch (e) {
+    if (e instanceof UsageError) return usage(name, e.message, name);
+    const err = e instanceof Error ? e : new Error(String(e));
+    io.err(`${name}: ${oneLine(err.message)}`);
+    if (io.env.JPKI_DEBUG === '1' && err.stack) io.err(err.stack);
+    return 1;
+  }
+}

@@ -1,0 +1,308 @@
+// The jpki-se command line: most cases run the command tree in-process (fast); a few spawn the real CLI through tsx
+// to prove exit codes and stderr as a shell sees them.
+import { describe, it, expect, beforeEach, afterAll } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { createConnection, createServer } from 'node:net';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { COMMANDS, run } from '../cli/run.ts';
+import type { Io } from '../cli/io.ts';
+import { fromHex, hex } from '../emulator/bytes.ts';
+import { kcv } from '../emulator/scp03.ts';
+import { DEFAULT_PROFILE } from '../emulator/profile.ts';
+import { HELLO, HELLO_APPLET_AID, HELLO_PACKAGE_AID } from './fixtures/samples.ts';
+
+const root = join(import.meta.dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'jpki-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let n = 0;
+let state: string;
+beforeEach(() => {
+  state = join(dir, `chip${n++}.img`);
+});
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { out: (l) => out.push(...l.split('\n')), err: (l) => err.push(...l.split('\n')), stop: () => new Promise(() => {}), env: {} };
+  const code = await run(argv, io);
+  return { code, out, err };
+}
+
+async function newChip(): Promise<void> {
+  expect((await cli('chip', 'new', '--state', state)).code).toBe(0);
+}
+
+const PKG = hex(HELLO_PACKAGE_AID);
+const APP = hex(HELLO_APPLET_AID);
+
+describe('chip new / info', () => {
+  it('creates a chip and shows its profile, registry, key sets and memory', async () => {
+    const created = await cli('chip', 'new', '--state', state);
+    expect(created.code).toBe(0);
+    expect(created.out[0]).toBe(`created ${state}`);
+    expect(created.out).toContain(`  ATR:      ${hex(DEFAULT_PROFILE.atr)}`);
+    const info = await cli('chip', 'info', '--state', state);
+    expect(info.code).toBe(0);
+    expect(info.out).toContain('profile:  jcop4-like');
+    expect(info.out).toContain('card:     SECURED (0F)');
+    expect(info.out).toContain('memory:   0 of 139360 bytes of persistent memory used by load files (139360 free)');
+    expect(info.out.find((l) => l.includes('ISD   A000000151000000'))).toMatch(/PERSONALIZED\s+9EDC00/);
+    expect(info.out.find((l) => l.includes('A0000001515350 '))).toContain('modules A000000151535041');
+    // Keys appear by KCV only: the test key's KCV, never the key itself.
+    expect(info.out.find((l) => l.startsWith('  A000000151000000  30'))).toBe(
+      '  A000000151000000  30   0    1: AES-128 504A77; 2: AES-128 504A77; 3: AES-128 504A77',
+    );
+    expect(info.out.join('\n')).not.toContain('404142434445464748494A4B4C4D4E4F');
+  });
+
+  it('refuses to overwrite a chip without --force, and names an unknown profile', async () => {
+    await newChip();
+    const again = await cli('chip', 'new', '--state', state);
+    expect(again).toMatchObject({ code: 1, err: [`jpki-se chip new: ${state} already exists (use --force to replace it)`] });
+    expect((await cli('chip', 'new', '--state', state, '--force')).code).toBe(0);
+    const bad = await cli('chip', 'new', '--state', state + 'x', '--profile', 'nope');
+    expect(bad.code).toBe(2);
+    expect(bad.err[0]).toContain('unknown chip profile "nope" (known: jcop4-like)');
+    expect(existsSync(state + 'x')).toBe(false);
+  });
+
+  it('names a missing state file and how to create it', async () => {
+    for (const argv of [['chip', 'info'], ['apdu'], ['gp', 'list']]) {
+      const r = await cli(...argv, '--state', state, ...(argv[0] === 'apdu' ? ['00A40400'] : []));
+      expect(r.code).toBe(1);
+      expect(r.err).toEqual([`jpki-se ${argv.join(' ')}: state file ${state} does not exist (create it with "jpki-se chip new --state ${state}")`]);
+    }
+  });
+});
+
+describe('apdu', () => {
+  it('traces commands and responses with the status word meaning', async () => {
+    await newChip();
+    const r = await cli('apdu', '--state', state, '00 A4 04 0C 08 A0:00:00:01:51:00:00:00', '80CA004200', '80CA00FE00');
+    expect(r.code).toBe(0);
+    expect(r.out).toEqual([
+      '>> 00A4040C08A000000151000000',
+      '<< 9000 (OK)',
+      '>> 80CA004200',
+      `<< 4203${hex(DEFAULT_PROFILE.iin)} 9000 (OK)`,
+      '>> 80CA00FE00',
+      '<< 6A88 (referenced data not found)',
+    ]);
+  });
+
+  it('names bad hex and short commands precisely, before touching the card', async () => {
+    await newChip();
+    const bad = await cli('apdu', '--state', state, '00A40400', '00A4 04ZZ');
+    expect(bad).toMatchObject({ code: 2, out: [] });
+    expect(bad.err).toEqual(['jpki-se apdu: APDU 2 "00A4 04ZZ": "Z" at position 8 is not a hex digit (see "jpki-se apdu --help")']);
+    expect((await cli('apdu', '--state', state, '00A404')).err[0]).toContain('APDU "00A404" has 3 bytes; a command needs at least CLA INS P1 P2');
+    expect((await cli('apdu', '--state', state, '00A4040')).err[0]).toContain('odd number of hex digits (7)');
+    expect((await cli('apdu', '--state', state)).err[0]).toContain('missing APDU (hex)');
+    expect((await cli('apdu', '00A40400')).err[0]).toContain('give --state FILE (an emulated chip) or --reader NAME (a PC/SC reader)');
+  });
+});
+
+describe('gp', () => {
+  it('loads and installs a CAP, lists it, locks it and deletes it', async () => {
+    await newChip();
+    const cap = join(dir, 'hello.cap');
+    writeFileSync(cap, HELLO.jar);
+    const load = await cli('gp', 'load', '--state', state, cap, '--install', '--block-size', '64');
+    expect(load.err).toEqual([]);
+    expect(load.out).toEqual([`loaded ${PKG} v1.0: 154 bytes in 3 blocks, applets ${APP}`, `installed ${APP}, selectable`]);
+    const list = await cli('gp', 'list', '--state', state, '--level', '33');
+    expect(list.out.slice(0, 1)).toEqual(['ISD: A000000151000000 (SECURED)']);
+    const at = list.out.indexOf(`APP: ${APP} (SELECTABLE)`);
+    expect(at).toBeGreaterThan(0);
+    expect(list.out.slice(at + 1, at + 4)).toEqual(['     Privs:   000000', `     From:    ${PKG}`, '     Parent:  A000000151000000']);
+    expect(list.out).toContain(`PKG: ${PKG} (LOADED)`);
+    expect((await cli('gp', 'set-status', '--state', state, 'app', APP, 'lock')).out).toEqual([`${APP}: state 80 set`]);
+    expect((await cli('gp', 'list', '--state', state)).out).toContain(`APP: ${APP} (LOCKED(SELECTABLE))`);
+    const refused = await cli('gp', 'delete', '--state', state, PKG);
+    expect(refused).toMatchObject({ code: 1, err: [`jpki-se gp delete: DELETE ${PKG} failed: 6985 conditions of use not satisfied`] });
+    expect((await cli('gp', 'delete', '--state', state, '--related', PKG)).out).toEqual([`deleted ${PKG} and its related objects`]);
+    expect((await cli('gp', 'list', '--state', state)).out.join('\n')).not.toContain(PKG);
+  });
+
+  it('creates a domain, replaces its keys and authenticates with the new ones; --trace shows the wire', async () => {
+    await newChip();
+    const sd = 'A000000151535041AB';
+    const mk = await cli('gp', 'install', '--state', state, '--domain', sd, '--privs', 'authorized-management');
+    expect(mk.out).toEqual([`created security domain ${sd}, privileges 804000 (security-domain, authorized-management)`]);
+    const key = '000102030405060708090A0B0C0D0E0F';
+    const put = await cli('gp', 'put-key', '--state', state, '--sd', sd, '--new-kvn', '30', '--replace', '30', '--new-key', key);
+    const check = hex(kcv(fromHex(key)));
+    expect(put.out).toEqual([`key set 30 replaced by key set 30 (KCV ENC ${check}, MAC ${check}, DEK ${check})`]);
+    expect((await cli('gp', 'list', '--state', state, '--sd', sd)).err[0]).toContain('card cryptogram does not verify');
+    const traced = await cli('gp', 'list', '--state', state, '--sd', sd, '--key', key, '-d');
+    expect(traced.code).toBe(0);
+    expect(traced.out[0]).toBe(`>> 00A4040009${sd}00`);
+    expect(traced.out.some((l) => l.startsWith('>> 8050000008'))).toBe(true);
+    expect(traced.out.some((l) => l.startsWith('>> 84F2'))).toBe(true); // GET STATUS with secure messaging
+    expect(traced.out).toContain(`SD: ${sd} (SELECTABLE)`);
+    // The session is ended by selecting the domain again, in plain.
+    expect(traced.out.filter((l) => l.startsWith('>> ')).at(-1)).toBe(`>> 00A4040009${sd}00`);
+  });
+
+  it('shows card information without keys', async () => {
+    await newChip();
+    const r = await cli('gp', 'info', '--state', state, '--key', '00'.repeat(16));
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('card data: GlobalPlatform 2.3.1, SCP03 i=70');
+    expect(r.out).toContain('key set:   KVN 30: 1 AES-128, 2 AES-128, 3 AES-128');
+    expect(r.out).toContain(`  ICSerialNumber                    1234ABCD`);
+  });
+
+  it('refuses bad options with one precise line and exit 2', async () => {
+    await newChip();
+    const cases: [string[], string][] = [
+      [['gp', 'list', '--state', state, '--level', '31'], '--level 31 is not one of 01, 03, 11, 13, 33'],
+      [['gp', 'list', '--state', state, '--key', '0011'], '--key has 2 bytes; an AES key has 16, 24 or 32'],
+      [['gp', 'list', '--state', state, '--enc', '00'.repeat(16)], '--enc, --mac and --dek go together (missing --mac, --dek)'],
+      [['gp', 'list', '--state', state, '--bogus'], 'unknown option --bogus'],
+      [['gp', 'list', '--state'], 'option --state needs a value'],
+      [['gp', 'list', '--state', state, 'extra'], 'unexpected argument "extra"'],
+      [['gp', 'delete', '--state', state, 'A0'], 'AID "A0" has 1 bytes; an AID has 5 to 16'],
+      [['gp', 'install', '--state', state, '--package', PKG], 'missing --applet AID'],
+      [['gp', 'install', '--state', state, '--domain', PKG, '--privs', 'root'], '--privs: unknown privilege "root"'],
+      [['gp', 'put-key', '--state', state, '--new-key', '00'.repeat(16)], 'missing --new-kvn HEX'],
+      [['gp', 'set-status', '--state', state, 'app', APP, 'frozen'], 'state "frozen" is not one of lock, unlock, selectable, personalized or a hex byte'],
+      [['gp', 'load', '--state', state, 'x.cap', '--hash', 'md5'], '--hash md5 is not one of sha1, sha256, sha384, sha512'],
+      [['gp', 'frob'], 'unknown subcommand "frob" (list, info, put-key, delete, install, load, set-status)'],
+      [['frob'], 'unknown command "frob"'],
+      [['gp'], 'missing subcommand'],
+      [[], 'missing command'],
+    ];
+    for (const [argv, message] of cases) {
+      const r = await cli(...argv);
+      expect({ argv, code: r.code }).toEqual({ argv, code: 2 });
+      expect(r.err.length).toBe(1);
+      expect(r.err[0]).toContain(message);
+    }
+  });
+});
+
+/** Waits (without a deadline of its own: the test timeout bounds it) until some line matches. */
+async function waitFor(lines: string[], re: RegExp): Promise<RegExpExecArray> {
+  for (;;) {
+    for (const l of lines) {
+      const m = re.exec(l);
+      if (m) return m;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A minimal vpcd peer: sends frames (2-byte length + payload) and collects the answers. */
+async function vpcdExchange(port: number, payloads: string[], answers: number): Promise<string[]> {
+  const s = createConnection({ host: '127.0.0.1', port });
+  const got: string[] = [];
+  let buf = Buffer.alloc(0);
+  s.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+      got.push(buf.subarray(2, 2 + buf.readUInt16BE(0)).toString('hex').toUpperCase());
+      buf = buf.subarray(2 + buf.readUInt16BE(0));
+    }
+  });
+  await new Promise<void>((r) => s.once('connect', () => r()));
+  for (const p of payloads) {
+    const b = Buffer.from(p, 'hex');
+    s.write(Buffer.concat([Buffer.of(b.length >> 8, b.length & 0xff), b]));
+  }
+  while (got.length < answers) await new Promise((r) => setTimeout(r, 10));
+  await new Promise<void>((r) => s.end(() => r()));
+  return got;
+}
+
+describe('chip serve', () => {
+  it('creates the chip, serves a vpcd peer in reversed mode with a trace, and stops on request', async () => {
+    const out: string[] = [];
+    let stop!: (reason: string) => void;
+    const stopped = new Promise<string>((r) => (stop = r));
+    const io: Io = { out: (l) => out.push(...l.split('\n')), err: (l) => out.push('ERR ' + l), stop: () => stopped, env: {} };
+    const done = run(['chip', 'serve', '--state', state, '--listen', '127.0.0.1:0', '--trace'], io);
+    const port = Number((await waitFor(out, /^vicc: waiting for vpcd on 127\.0\.0\.1:(\d+)$/))[1]);
+    expect(out[0]).toBe(`created ${state} (a new chip)`);
+    const answers = await vpcdExchange(port, ['01', '04', '80CA004500'], 2);
+    expect(answers).toEqual([hex(DEFAULT_PROFILE.atr), `4507${hex(DEFAULT_PROFILE.cin)}9000`]);
+    expect(out).toContain('>> 80CA004500');
+    expect(out).toContain(`<< 4507${hex(DEFAULT_PROFILE.cin)} 9000 (OK)`);
+    stop('test-stop');
+    expect(await done).toBe(0);
+    expect(out.slice(-2)).toEqual(['test-stop: stopping', `chip state saved in ${state}`]);
+    // The lock is released: the chip opens again.
+    expect((await cli('chip', 'info', '--state', state)).code).toBe(0);
+  });
+
+  it('refuses contradictory or malformed endpoints', async () => {
+    expect((await cli('chip', 'serve', '--state', state, '--vpcd', 'h:1', '--listen', '2')).err[0]).toContain('give either --vpcd or --listen, not both');
+    expect((await cli('chip', 'serve', '--state', state, '--vpcd', 'host:port')).err[0]).toContain('--vpcd "host:port" is not HOST:PORT');
+    expect((await cli('chip', 'serve', '--state', state, '--listen', '70000')).err[0]).toContain('--listen port 70000 is outside 0–65535');
+    expect(existsSync(state)).toBe(false);
+  });
+});
+
+describe('help', () => {
+  it('has a help text for every command and group, on stdout with exit 0', async () => {
+    expect(COMMANDS.length).toBe(11);
+    for (const path of COMMANDS) {
+      for (const flagName of ['--help', '-h']) {
+        const r = await cli(...path, flagName);
+        expect(r.code).toBe(0);
+        expect(r.out[0]).toMatch(new RegExp(`^Usage: jpki-se ${path.join(' ')} `));
+        expect(r.out.length).toBeGreaterThan(4);
+      }
+    }
+    const top = await cli('--help');
+    for (const path of COMMANDS) expect(top.out.join('\n')).toContain(`  ${path.join(' ')}`);
+    expect((await cli('gp', '--help')).out[0]).toBe('Usage: jpki-se gp list|info|put-key|delete|install|load|set-status [options]');
+    expect((await cli('chip', '-h')).out[0]).toBe('Usage: jpki-se chip new|serve|info [options]');
+  });
+});
+
+describe('the real process', () => {
+  const tsx = join(root, 'node_modules', '.bin', 'tsx');
+  const main = join(root, 'cli', 'main.ts');
+  const spawnCli = (...args: string[]) => spawnSync(tsx, [main, ...args], { encoding: 'utf8', env: { ...process.env, JPKI_DEBUG: '' } });
+
+  it('exits 2 on bad usage and 1 on a missing state file, each with one stderr line and no stack trace', () => {
+    const usage = spawnCli('gp', 'list', '--state', state, '--bogus');
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toBe('jpki-se gp list: unknown option --bogus (see "jpki-se gp list --help")\n');
+    expect(usage.stdout).toBe('');
+    const missing = spawnCli('apdu', '--state', state, '00A4040000');
+    expect(missing.status).toBe(1);
+    expect(missing.stderr.trim().split('\n')).toEqual([`jpki-se apdu: state file ${state} does not exist (create it with "jpki-se chip new --state ${state}")`]);
+  });
+
+  it('serves until SIGTERM, retrying while vpcd is absent', async () => {
+    // A port nobody listens on: bind one, then free it.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const child = spawn(tsx, [main, 'chip', 'serve', '--state', state, '--vpcd', `127.0.0.1:${port}`], { env: { ...process.env, JPKI_DEBUG: '' } });
+    const lines: string[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await waitFor(lines, /not reachable/);
+    expect(lines).toContain(`connecting to vpcd at 127.0.0.1:${port}; retrying until it answers (is pcscd with vsmartcard-vpcd running?)`);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stderr).toBe('');
+    expect(lines.slice(-2)).toEqual(['SIGTERM: stopping', `chip state saved in ${state}`]);
+  });
+
+  it('creates a chip and talks to it across processes', () => {
+    expect(spawnCli('chip', 'new', '--state', state).status).toBe(0);
+    const r = spawnCli('apdu', '--state', state, '80CA004500');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(`>> 80CA004500\n<< 4507${hex(DEFAULT_PROFILE.cin)} 9000 (OK)\n`);
+  });
+});
