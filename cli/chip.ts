@@ -3,7 +3,7 @@ import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { openChip } from '../emulator/card.ts';
 import type { Chip } from '../emulator/card.ts';
 import { fromHex, hex } from '../emulator/bytes.ts';
-import { PROFILES, profileByName } from '../emulator/profile.ts';
+import { DEFAULT_PROFILE, profileByName } from '../emulator/profile.ts';
 import type { ChipProfile } from '../emulator/profile.ts';
 import { kcv } from '../emulator/scp03.ts';
 import { appLifeName, cardLifeName } from '../emulator/gp/constants.ts';
@@ -21,9 +21,10 @@ export function requireState(v: Values): string {
   return state;
 }
 
-export function profileOption(v: Values): ChipProfile {
+/** The --profile option; absent = the profile stored in the chip, or the default for a new chip. */
+export function profileOption(v: Values): ChipProfile | undefined {
   const name = str(v, 'profile');
-  if (name === undefined) return profileByName(Object.keys(PROFILES)[0]);
+  if (name === undefined) return undefined;
   try {
     return profileByName(name);
   } catch (e) {
@@ -59,7 +60,7 @@ export function summary(chip: Chip): string[] {
 
 export function chipNew(v: Values, io: Io): number {
   const state = requireState(v);
-  const profile = profileOption(v);
+  const profile = profileOption(v) ?? DEFAULT_PROFILE;
   if (existsSync(state)) {
     if (!flag(v, 'force')) throw new Error(`${state} already exists (use --force to replace it)`);
     const owner = liveLockOwner(state);

@@ -12,7 +12,7 @@ import { nativeRuntime } from './applet.ts';
 import type { CardEnv, ChannelState } from './gp/env.ts';
 import { freshChannel, freshSdState } from './gp/env.ts';
 import type { AppEntry, Model } from './gp/registry.ts';
-import { createChipState, findApp, hasChip, isSelectableState, isdAid, loadModel } from './gp/registry.ts';
+import { createChipState, findApp, hasChip, isSelectableState, isdAid, loadModel, storedProfileName } from './gp/registry.ts';
 import { CardLife, Priv } from './gp/constants.ts';
 import { processSd } from './gp/security-domain.ts';
 import { cardRecognitionData } from './gp/get-data.ts';
@@ -54,9 +54,24 @@ export interface ChipOptions {
   store?: ChipStore;
 }
 
+/** A stored chip keeps the profile it was made with; asking for another one is an error, not a silent switch. */
+function chipProfile(store: ChipStore, wanted: string | ChipProfile | undefined): ChipProfile {
+  const asked = typeof wanted === 'string' ? profileByName(wanted) : wanted;
+  const stored = hasChip(store) ? storedProfileName(store) : undefined;
+  if (stored === undefined) return asked ?? DEFAULT_PROFILE;
+  if (asked && asked.name !== stored) throw new Error(`the chip was made with profile "${stored}", not "${asked.name}"`);
+  return asked ?? profileByName(stored);
+}
+
 export function openChip(opts: ChipOptions = {}): Chip {
-  const profile = typeof opts.profile === 'string' ? profileByName(opts.profile) : (opts.profile ?? DEFAULT_PROFILE);
   const store = opts.store ?? (opts.state ? openFileStore(opts.state, { create: opts.create !== false, fsync: opts.fsync ?? true }) : openMemoryStore());
+  let profile: ChipProfile;
+  try {
+    profile = chipProfile(store, opts.profile);
+  } catch (e) {
+    if (!opts.store) store.close();
+    throw e;
+  }
   if (!hasChip(store)) {
     if (opts.create === false) {
       store.close();

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { openChip } from '../emulator/card.ts';
 import { PowerLoss } from '../emulator/store.ts';
+import { DEFAULT_PROFILE } from '../emulator/profile.ts';
 import { secure, tx, ISD } from './helpers/chip.ts';
 import { prng } from './helpers/prng.ts';
 
@@ -37,6 +38,12 @@ describe('chip state survives restarts', () => {
       expect(tx(again, '00A4040009A000000151535041AA').sw).toBe(0x9000);
       again.close();
       expect(() => openChip({ state: join(t.state + '-missing'), create: false })).toThrow(/does not exist/);
+      // The profile is part of the chip: reopening without one uses it, asking for another is refused.
+      const other = { ...DEFAULT_PROFILE, name: 'other-chip' };
+      expect(() => openChip({ state: t.state, profile: other })).toThrow('the chip was made with profile "jcop4-like", not "other-chip"');
+      const third = openChip({ state: t.state });
+      expect(third.profile.name).toBe('jcop4-like');
+      third.close();
     } finally {
       t.done();
     }

@@ -279,13 +279,15 @@ describe('the real process', () => {
     expect(missing.stderr.trim().split('\n')).toEqual([`jpki-se apdu: state file ${state} does not exist (create it with "jpki-se chip new --state ${state}")`]);
   });
 
-  it('serves until SIGTERM, retrying while vpcd is absent', async () => {
+  it('serves until SIGTERM (forwarded by the bin launcher), retrying while vpcd is absent', async () => {
     // A port nobody listens on: bind one, then free it.
     const probe = createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
     const port = (probe.address() as { port: number }).port;
     await new Promise<void>((r) => probe.close(() => r()));
-    const child = spawn(tsx, [main, 'chip', 'serve', '--state', state, '--vpcd', `127.0.0.1:${port}`], { env: { ...process.env, JPKI_DEBUG: '' } });
+    // Through bin/jpki-se.js, the installed entry point: it must pass the signal on to the CLI it runs.
+    const bin = join(root, 'bin', 'jpki-se.js');
+    const child = spawn(process.execPath, [bin, 'chip', 'serve', '--state', state, '--vpcd', `127.0.0.1:${port}`], { env: { ...process.env, JPKI_DEBUG: '' } });
     const lines: string[] = [];
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));

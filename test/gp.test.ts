@@ -391,6 +391,7 @@ describe('Application Provider Security Domains', () => {
     // The APSD sees only its own objects; the ISD sees all and the association.
     const own40 = await status(sc2, 0x40);
     expect(own40.entries.map((e) => e.aid)).toEqual([apsd, hex(HELLO_APPLET_AID)]);
+    expect((await status(sc2, 0x80)).sw).toBe(0x6a88); // no Global Registry: the ISD is not its business
     expect((await sc2.send(apdu(0x80, 0xd8, 0x00, 0x81, putKeyData(0x31, own, own.dek), 256))).sw).toBe(0x9000);
     // The ISD deletes the APSD with everything associated with it.
     tx(chip, '00A4040000');

@@ -30,8 +30,9 @@ export function getStatus(env: CardEnv, sd: AppEntry, cmd: CommandApdu): Respons
   const match = (aid: string) => aid.startsWith(prefix);
   const entries: Uint8Array[] = [];
   if (cmd.p1 === 0x80) {
+    // An SD without Global Registry sees only what is associated with it, and the ISD is not (GPCS 2.3.1 §11.4.2.1).
     const a = m.registry.apps[0];
-    if (match(a.aid)) entries.push(appEntry(a, m.card.lifeCycle, format, tags, false));
+    if (seesAll && match(a.aid)) entries.push(appEntry(a, m.card.lifeCycle, format, tags, false));
   } else if (cmd.p1 === 0x40) {
     for (const a of m.registry.apps.slice(1))
       if (match(a.aid) && visible(a.sd, a.aid)) entries.push(appEntry(a, a.lifeCycle, format, tags, true));

@@ -43,6 +43,8 @@ export interface AppEntry {
 }
 
 export interface CardState {
+  /** Name of the chip profile the chip was made with; fixed for the chip's life. */
+  profile?: string;
   lifeCycle: number;
   iin: string;
   cin: string;
@@ -97,6 +99,11 @@ export const ISD_PRIVILEGES =
   Priv.GLOBAL_LOCK |
   Priv.GLOBAL_REGISTRY;
 
+/** The profile name a stored chip was made with (undefined for a new store). */
+export function storedProfileName(store: ChipStore): string | undefined {
+  return store.getJson<CardState>(K_CARD)?.profile;
+}
+
 /** True when the store holds a chip (created earlier). */
 export function hasChip(store: ChipStore): boolean {
   return store.has(K_CARD);
@@ -107,7 +114,7 @@ export function createChipState(store: ChipStore, profile: ChipProfile): void {
   const isd = hex(profile.isdAid);
   const key = hex(profile.initialKey);
   const model: Model = {
-    card: { lifeCycle: profile.initialLifeCycle, iin: hex(profile.iin), cin: hex(profile.cin), defaultSelected: isd },
+    card: { profile: profile.name, lifeCycle: profile.initialLifeCycle, iin: hex(profile.iin), cin: hex(profile.cin), defaultSelected: isd },
     registry: {
       elfs: [
         ...API_PACKAGES.map((p) => nativeElf(p.aid, isd, [p.major, p.minor], [])),
