@@ -1,5 +1,8 @@
 // npm run bench: throughput of the chip in-process, SCP03-wrapped, and the vpcd round trip. Prints a Markdown table.
-import { cpus } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { openFileStore } from '../emulator/store.ts';
 import { openChip } from '../emulator/card.ts';
 import { fromHex } from '../emulator/bytes.ts';
 import { hostUnwrap, hostWrap, openSecureChannel } from '../emulator/scp03.ts';
@@ -40,6 +43,36 @@ async function main(): Promise<void> {
     const ms = timeLoop(nScp, () => hostUnwrap(sc.session, chip.transmit(hostWrap(sc.session, cmd))));
     rows.push([`SCP03 ${label} GET STATUS (host + card)`, `${rate(nScp, ms).toLocaleString('en')} APDUs/s`, level === 0x03 ? '≥ 30 000' : '–']);
     chip.transmit(fromHex('00A4040000'));
+  }
+
+  // Durable commits: one 64-byte record per transaction to a state file, with and without fsync (the chip's default is on).
+  const dir = mkdtempSync(join(tmpdir(), 'jpki-bench-'));
+  try {
+    for (const fsync of [true, false]) {
+      const store = openFileStore(join(dir, `s${fsync}.img`), { fsync });
+      const value = new Uint8Array(64).fill(0xa5);
+      const n = fsync ? 500 : 20_000;
+      const ms = timeLoop(n, () => {
+        store.begin();
+        store.put('bench/record', value);
+        store.commit();
+      });
+      rows.push([`durable commit to a state file${fsync ? ' (fsync)' : ' (no fsync)'}`, `${rate(n, ms).toLocaleString('en')} commits/s`, 'reported']);
+      store.close();
+    }
+    // A chip after 5 000 INITIALIZE UPDATEs (each commits the sequence counter): power-up replays or compacts the log.
+    const chipPath = join(dir, 'chip.img');
+    const c = openChip({ state: chipPath, fsync: false });
+    c.powerUp();
+    const iu = fromHex('8050300008112233445566778800');
+    for (let i = 0; i < 5_000; i++) if (c.transmit(iu).at(-2) !== 0x90) throw new Error('INITIALIZE UPDATE failed');
+    c.close();
+    const size = statSync(chipPath).size;
+    const t0 = performance.now();
+    openChip({ state: chipPath, create: false }).close();
+    rows.push(['open a state file after 5 000 commits', `${(performance.now() - t0).toFixed(1)} ms (${(size / 1024).toFixed(0)} KiB log)`, 'reported']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 
   // vpcd round trip (needs pcscd with vsmartcard-vpcd for the PC/SC column).
