@@ -3,12 +3,12 @@ import { describe, it, expect } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { openChip } from '../emulator/card.ts';
 import { PowerLoss } from '../emulator/store.ts';
 import { DEFAULT_PROFILE } from '../emulator/profile.ts';
 import { secure, tx, ISD } from './helpers/chip.ts';
 import { prng } from './helpers/prng.ts';
+import { runAndKill } from './helpers/kill.ts';
 
 function tempState(): { state: string; done: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'jpki-state-'));
@@ -106,28 +106,8 @@ describe('kill -9 mid-command leaves the last committed state', () => {
     let kills = 0;
     try {
       for (let round = 0; round < 30; round++) {
-        const child = spawn(process.execPath, ['--import', 'tsx', worker, t.state, String(start)], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (d) => (out += d));
-        child.stderr.on('data', (d) => (err += d));
         // Wait until it has done some work, then kill it at a random moment.
-        await new Promise<void>((resolve, reject) => {
-          const check = setInterval(() => {
-            if (out.split('\n').length > 2) {
-              clearInterval(check);
-              setTimeout(() => {
-                child.kill('SIGKILL');
-                resolve();
-              }, r.int(60));
-            }
-          }, 5);
-          child.on('exit', (code) => {
-            clearInterval(check);
-            if (code !== null) reject(new Error(`worker exited by itself (${code}): ${err}`));
-          });
-        });
-        await new Promise((res) => child.once('close', res));
+        const { out } = await runAndKill(worker, [t.state, String(start)], (o) => o.split('\n').length > 2, () => r.int(60));
         kills++;
         const reported = out.split('\n').filter((l) => l.endsWith(' 9000')).map((l) => l.split(' '));
         const lines = out.split('\n').filter((l) => l.length > 0).map((l) => l.split(' '));

@@ -3,7 +3,7 @@ import { describe, it, expect } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { runAndKill } from './helpers/kill.ts';
 import { openFileStore, openMemoryStore, PowerLoss, StoreError } from '../emulator/store.ts';
 import type { ChipStore } from '../emulator/store.ts';
 import { prng } from './helpers/prng.ts';
@@ -265,27 +265,7 @@ describe('kill -9 during commits', () => {
     let next = 1;
     try {
       for (let round = 0; round < 50; round++) {
-        const child = spawn(process.execPath, ['--import', 'tsx', worker, path, String(next)], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (d) => (out += d));
-        child.stderr.on('data', (d) => (err += d));
-        await new Promise<void>((resolve, reject) => {
-          const check = setInterval(() => {
-            if (out.length > 0) {
-              clearInterval(check);
-              setTimeout(() => {
-                child.kill('SIGKILL');
-                resolve();
-              }, r.int(40));
-            }
-          }, 2);
-          child.on('exit', (code) => {
-            clearInterval(check);
-            if (code !== null) reject(new Error(`writer exited by itself (${code}): ${err}`));
-          });
-        });
-        await new Promise((res) => child.once('close', res));
+        const { out } = await runAndKill(worker, [path, String(next)], (o) => o.length > 0, () => r.int(40));
         const acked = out.split('\n').filter((l) => /^\d+$/.test(l)).map(Number);
         const lastAck = acked[acked.length - 1];
         const s = openFileStore(path);
