@@ -300,7 +300,12 @@ export interface LinkedMethod {
 
 export interface LinkedClass {
   readonly pkg: LinkedPackage;
+  /** Stable identity across power cycles, used to persist instances: "<pkgAID>:<class offset>" for bytecode classes,
+   *  the Java name for API and hidden native classes. */
+  readonly key: string;
   readonly name: string;
+  /** The API implementation, when this class (or, for hidden classes, the class itself) is native. */
+  readonly native?: NativeClassImpl;
   readonly isInterface: boolean;
   readonly isShareable: boolean;
   readonly superclass: LinkedClass | null;
@@ -382,6 +387,45 @@ export interface Vm {
   invokeVirtual(ref: Ref, apiMethod: string, args: number[]): number;
   /** Per-command JCRE state: the APDU object and its buffer, the selected applet on the current channel, channel number. */
   readonly jcre: JcreState;
+  readonly services: JcreServices;
+}
+
+/** What the JCRE (emulator/vm/runtime.ts) offers the framework natives beyond the heap. */
+export interface JcreServices {
+  /** Applet.register() / register(byte[],short,byte): binds the instance being installed to its AID (null = the install AID). */
+  registerApplet(applet: Ref, aid: Uint8Array | null): void;
+  /** The JCRE-owned AID object for an AID (JCSystem.lookupAID, getAID), or NULL when no such applet. */
+  aidObject(aid: Uint8Array): Ref;
+  /** JCSystem.getAppletShareableInterfaceObject: calls the server applet's getShareableInterfaceObject. */
+  shareable(serverAid: Uint8Array, parameter: number): Ref;
+  isAppletActive(aid: Uint8Array): boolean;
+  /** Privileges and associated security domain of an applet (GPSystem, SecureChannel). */
+  appletInfo(aid: string): { privileges: number; lifeCycle: number; securityDomain: string } | undefined;
+  /** GPSystem.setCardContentState: the applet's own application-specific life cycle (GPCS §5.3.1). */
+  setAppletLifeCycle(aid: string, state: number): boolean;
+  /** Card life cycle for GPSystem.getCardState / lockCard / terminateCard. */
+  cardLifeCycle(): number;
+  setCardLifeCycle(state: number): boolean;
+  /**
+   * The secure channel of the applet's security domain (org.globalplatform.SecureChannel): processes INITIALIZE
+   * UPDATE / EXTERNAL AUTHENTICATE and wraps/unwraps with that SD's keys. The session is per logical channel.
+   */
+  secureChannel(aid: string): SecureChannelService;
+  /** Random bytes from the chip's RNG (RandomData, key generation); node:crypto underneath. */
+  random(n: number): Uint8Array;
+}
+
+export interface SecureChannelService {
+  /** A complete command APDU in, the response (data + SW) out; throws IsoError on refusal. */
+  processSecurity(command: Uint8Array): { data: Uint8Array; sw: number };
+  /** Unwraps a secured command (CLA b3): returns the plain command APDU, or throws IsoError (6982 …). */
+  unwrap(command: Uint8Array): Uint8Array;
+  wrap(response: Uint8Array, sw: number): Uint8Array;
+  decryptData(data: Uint8Array): Uint8Array;
+  encryptData(data: Uint8Array): Uint8Array;
+  /** GP security level bits (AUTHENTICATED 0x80, C_DECRYPTION 0x02, C_MAC 0x01, R_ENCRYPTION 0x20, R_MAC 0x10). */
+  securityLevel(): number;
+  resetSecurity(): void;
 }
 
 export type NativeMethod = (vm: Vm, args: Int32Array) => number | void;
