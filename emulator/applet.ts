@@ -32,6 +32,12 @@ export interface AppletRuntime {
   processData?(aid: string, data: Uint8Array): Uint8Array;
   /** Called at power-up/reset so transient state is cleared. */
   reset?(): void;
+  /** Called when the last LOAD block arrives (the VM parses, verifies and links); throws IsoError to refuse the load file. */
+  loadFile?(elf: string, block: Uint8Array): void;
+  /** Called when a load file is deleted. */
+  unloadFile?(elf: string): void;
+  /** Whether the instance may be selected on several logical channels at once (Java Card MultiSelectable). */
+  multiSelectable?(aid: string): boolean;
 }
 
 export interface NativeApplet {

@@ -9,6 +9,8 @@ import type { ChipProfile } from './profile.ts';
 import { DEFAULT_PROFILE, profileByName } from './profile.ts';
 import type { AppletContext, AppletRuntime, NativePackage } from './applet.ts';
 import { nativeRuntime } from './applet.ts';
+import type { VmRuntime } from './vm/runtime.ts';
+import { createVmRuntime } from './vm/runtime.ts';
 import type { CardEnv, ChannelState } from './gp/env.ts';
 import { freshChannel, freshSdState } from './gp/env.ts';
 import type { AppEntry, Model } from './gp/registry.ts';
@@ -52,6 +54,10 @@ export interface ChipOptions {
   log?: (message: string) => void;
   /** An already open store (tests of tearing). */
   store?: ChipStore;
+  /** The Java Card VM runtime for CAP load files (default on). */
+  vm?: boolean;
+  /** Receives the VM runtime (cycle reports, bytecode trace). */
+  onVm?: (vm: VmRuntime) => void;
 }
 
 /** A stored chip keeps the profile it was made with; asking for another one is an error, not a silent switch. */
@@ -80,10 +86,13 @@ export function openChip(opts: ChipOptions = {}): Chip {
     createChipState(store, profile);
   }
   const natives = nativeRuntime(opts.nativePackages ?? []);
-  const runtimes: AppletRuntime[] = [natives, ...(opts.runtimes ?? [])];
   const log = opts.log ?? (() => {});
   const t0 = opts.protocol === 'T=0';
   let model = loadModel(store);
+  // The VM comes last: it executes every load file that no other runtime claims.
+  const vm = opts.vm === false ? undefined : createVmRuntime({ store, profile, model: () => model, log, cardEnv: (ch) => env(ch) });
+  if (vm) opts.onVm?.(vm);
+  const runtimes: AppletRuntime[] = [natives, ...(opts.runtimes ?? []), ...(vm ? [vm] : [])];
   registerNativePackages(store, model, opts.nativePackages ?? []);
   let powered = false;
   let channels: ChannelState[] = [];
@@ -298,7 +307,8 @@ export function openChip(opts: ChipOptions = {}): Chip {
   }
 
   function runtimeMultiSelectable(app: AppEntry): boolean {
-    return natives.handles(app.elf) ? (natives.instance(app.aid)?.multiSelectable ?? false) : false;
+    if (natives.handles(app.elf)) return natives.instance(app.aid)?.multiSelectable ?? false;
+    return runtimeFor(app.elf)?.multiSelectable?.(app.aid) ?? false;
   }
 
   /** FCI of a security domain (GPCS §11.9.3.1, Table 11-75?): 6F { 84 AID, A5 { 73 recognition data, 9F6E, 9F65 } }. */

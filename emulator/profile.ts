@@ -1,5 +1,7 @@
 // Chip profiles: what a chip says about itself (ATR, CPLC, IIN/CIN) and its sizes. Data, not code.
 import { concat, fromHex } from './bytes.ts';
+import type { CycleProfile } from './vm/types.ts';
+import { DEFAULT_CYCLE_PROFILE } from './vm/profiles/jcop4.ts';
 
 export interface ChipProfile {
   name: string;
@@ -30,6 +32,15 @@ export interface ChipProfile {
   maxCommandData: number;
   /** Card life cycle state of a new chip. */
   initialLifeCycle: number;
+  /** Timing model of this chip's VM (docs/cycle-model.md). */
+  cycles: CycleProfile;
+  /** JCSystem.getMaxCommitCapacity(): bytes a transaction may log before TransactionException.BUFFER_FULL. */
+  commitCapacity: number;
+  /** VM limits: deepest call chain in frames, and stack size in 16-bit words (locals + operands); beyond = stack overflow. */
+  maxFrameDepth: number;
+  maxStackWords: number;
+  /** Persistent-memory write page in bytes (pages touched by a write are what the cycle model charges). */
+  nvmPageBytes: number;
 }
 
 // CPLC (42 bytes): fabricator 4790 (NXP), IC type, OS id/release, dates in BCD YDDD; serial 1234ABCD.
@@ -58,6 +69,13 @@ export const DEFAULT_PROFILE: ChipProfile = {
   logicalChannels: 20,
   maxCommandData: 32_767,
   initialLifeCycle: 0x0f,
+  cycles: DEFAULT_CYCLE_PROFILE,
+  // J3R180 header: JCSystem.getMaxCommitCapacity() = 5120 B (javacard.md §4.2).
+  commitCapacity: 5_120,
+  // [assumption] JCOP-class stacks are ~2 KB of RAM: 1024 words; 128 frames leaves ~8 words per frame at full depth.
+  maxFrameDepth: 128,
+  maxStackWords: 1_024,
+  nvmPageBytes: DEFAULT_CYCLE_PROFILE.nvmPageBytes,
 };
 
 /** Appends the check byte TCK (XOR of T0..last historical byte), required when T=1 is offered (ISO 7816-3 §8.2.5). */

@@ -11,7 +11,8 @@ import type { Io } from '../cli/io.ts';
 import { fromHex, hex } from '../emulator/bytes.ts';
 import { kcv } from '../emulator/scp03.ts';
 import { DEFAULT_PROFILE } from '../emulator/profile.ts';
-import { HELLO, HELLO_APPLET_AID, HELLO_PACKAGE_AID } from './fixtures/samples.ts';
+// HELLO_APP: the VM installs only applets whose install registers an instance.
+import { HELLO_APP as HELLO, HELLO_APPLET_AID, HELLO_PACKAGE_AID } from './fixtures/samples.ts';
 
 const root = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'jpki-cli-'));
@@ -112,7 +113,7 @@ describe('gp', () => {
     writeFileSync(cap, HELLO.jar);
     const load = await cli('gp', 'load', '--state', state, cap, '--install', '--block-size', '64');
     expect(load.err).toEqual([]);
-    expect(load.out).toEqual([`loaded ${PKG} v1.0: 154 bytes in 3 blocks, applets ${APP}`, `installed ${APP}, selectable`]);
+    expect(load.out).toEqual([`loaded ${PKG} v1.0: 167 bytes in 3 blocks, applets ${APP}`, `installed ${APP}, selectable`]);
     const list = await cli('gp', 'list', '--state', state, '--level', '33');
     expect(list.out.slice(0, 1)).toEqual(['ISD: A000000151000000 (SECURED)']);
     const at = list.out.indexOf(`APP: ${APP} (SELECTABLE)`);

@@ -10,7 +10,8 @@ import type { ApduTransport, GpClient } from '../emulator/host/gp-client.ts';
 import { DEFAULT_TEST_KEY, GpError, connectGp, keySetFrom, maxShortData } from '../emulator/host/gp-client.ts';
 import { formatEntries, parsePrivileges, parseStatusLegacy } from '../emulator/host/gp-data.ts';
 import { buildCap } from './fixtures/cap-builder.ts';
-import { HELLO, HELLO_APPLET_AID, HELLO_PACKAGE_AID, MULTI, MULTI_APPLET_AIDS, MULTI_PACKAGE_AID } from './fixtures/samples.ts';
+// *_APP: the VM installs only applets whose install registers an instance.
+import { HELLO_APP as HELLO, HELLO_APPLET_AID, HELLO_PACKAGE_AID, MULTI_APP as MULTI, MULTI_APPLET_AIDS, MULTI_PACKAGE_AID } from './fixtures/samples.ts';
 
 const ISD = 'A000000151000000';
 const DEFAULT_KEYS = keySetFrom(DEFAULT_TEST_KEY);
@@ -179,7 +180,7 @@ describe('load, install, delete', () => {
     const w = wire(chip);
     const gp = await connectGp(w.t);
     await gp.authenticate({ keys: DEFAULT_KEYS });
-    const big = buildCap({ packageAid: fromHex('F00000000110'), applets: Array.from({ length: 12 }, (_, i) => ({ aid: fromHex('F0000000011001' + hex(Uint8Array.of(i))) })) });
+    const big = buildCap({ packageAid: fromHex('F00000000110'), applets: Array.from({ length: 12 }, (_, i) => ({ aid: fromHex('F0000000011001' + hex(Uint8Array.of(i))) })), register: true });
     await expect(gp.load(big.block, { blockSize: 1 })).rejects.toThrow(/needs \d+ blocks of 1 bytes; LOAD allows 256/);
     expect(w.count(0xe6)).toBe(0);
     await expect(gp.load(fromHex('0700'))).rejects.toThrow('CAP');

@@ -8,7 +8,8 @@ import { encodeCommand } from '../emulator/apdu.ts';
 import { parseTlvs, tlv, encodeLength } from '../emulator/tlv.ts';
 import { encryptKeyData, kcv } from '../emulator/scp03.ts';
 import type { KeySet } from '../emulator/scp03.ts';
-import { HELLO, HELLO_PACKAGE_AID, HELLO_APPLET_AID, LIBRARY, LIBRARY_PACKAGE_AID } from './fixtures/samples.ts';
+// HELLO_APP: the VM installs only applets whose install registers an instance.
+import { HELLO_APP as HELLO, HELLO_PACKAGE_AID, HELLO_APPLET_AID, LIBRARY, LIBRARY_PACKAGE_AID } from './fixtures/samples.ts';
 import { buildCap } from './fixtures/cap-builder.ts';
 
 type Sc = Awaited<ReturnType<typeof secure>>;
@@ -194,8 +195,9 @@ describe('LOAD, INSTALL and DELETE (GPCS §11.5, §11.6, §11.2)', () => {
     expect((await install(sc, pkg, app, app)).sw).toBe(0x9000);
     const apps = await status(sc, 0x40);
     expect(apps.entries).toEqual([expect.objectContaining({ aid: app, life: 0x07, elf: pkg, sd: ISD, privs: '000000' })]);
-    // Without the VM the instance is registered but cannot run.
-    expect(tx(chip, '00A4040007' + app).sw).toBe(0x6999);
+    // The VM selects the instance (Applet.select() is true); the SELECT then reaches process(), which this placeholder
+    // applet leaves abstract: 6F00.
+    expect(tx(chip, '00A4040007' + app).sw).toBe(0x6f00);
     tx(chip, '00A4040000');
     const sc2 = await secure(chip);
     expect((await sc2.send(apdu(0x80, 0xe4, 0, 0x00, '4F' + lv(pkg), 256))).sw).toBe(0x6985); // has an instance

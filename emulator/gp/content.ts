@@ -196,6 +196,8 @@ function finishLoad(env: CardEnv, sd: AppEntry, elfAid: string, sdAid: string, h
     if (findApp(env.model, mod) || findElf(env.model, mod)) throw new IsoError(SW.WRONG_DATA, `module AID ${mod} clashes`);
   const free = env.profile.persistentBytes - usedPersistent(env.model);
   if (lfdb.length > free) throw new IsoError(SW.NOT_ENOUGH_MEMORY, `load file of ${lfdb.length} bytes, ${free} free`);
+  // The runtime that will execute the load file refuses it here if it does not parse, verify or link (6A80).
+  env.runtimeFor(elfAid)?.loadFile?.(elfAid, lfdb);
   const entry: ElfEntry = {
     aid: elfAid,
     lifeCycle: ElfLife.LOADED,
@@ -441,6 +443,7 @@ export function deleteObject(env: CardEnv, sd: AppEntry, cmd: CommandApdu): Uint
       saveCard(env.store, m);
     }
   }
+  for (const e of elfs) env.runtimeFor(e)?.unloadFile?.(e);
   for (const e of elfs) if (env.store.has(K_LOAD_FILE + e)) env.store.delete(K_LOAD_FILE + e);
   m.registry.apps = m.registry.apps.filter((a) => !apps.has(a.aid));
   m.registry.elfs = m.registry.elfs.filter((e) => !elfs.has(e.aid));

@@ -39,6 +39,8 @@ export interface CapInterfaceInfo {
   /** ACC_INTERFACE 0x8, ACC_SHAREABLE 0x4, ACC_REMOTE 0x2 (the upper nibble of bitfield, §6.8.1). */
   flags: number;
   superInterfaces: CapClassRef[];
+  /** CAP 2.2 interface_name_info of a remote interface (ACC_REMOTE), kept raw so offsets survive a rewrite. */
+  remoteInfo?: Uint8Array;
 }
 
 export interface CapImplementedInterface {
@@ -67,6 +69,8 @@ export interface CapClassInfo {
   publicVirtualMethodTable: number[];
   packageVirtualMethodTable: number[];
   interfaces: CapImplementedInterface[];
+  /** CAP 2.2 remote_interface_info of a remote class (ACC_REMOTE), kept raw so offsets survive a rewrite. */
+  remoteInfo?: Uint8Array;
 }
 
 export type CapClassEntry = CapInterfaceInfo | CapClassInfo;
@@ -155,6 +159,8 @@ export interface CapPackage {
   imports: CapPackageRef[];
   constantPool: CpEntry[];
   classes: CapClassEntry[];
+  /** CAP 2.2 Class component signature_pool bytes (remote methods only); class offsets count them. */
+  classSignaturePool?: Uint8Array;
   method: CapMethodComponent;
   staticField: CapStaticFieldComponent;
   /** Offsets into the Method component's info of 1-byte and 2-byte constant-pool-index operands (decoded, absolute). */
@@ -243,8 +249,9 @@ export interface Heap extends TearingControl {
   instance(ref: Ref): HeapInstance;
   newArray(kind: ArrayKind, length: number, memory: Memory, owner: ContextId, elementClass?: LinkedClass): HeapArray;
   newInstance(cls: LinkedClass, owner: ContextId, native?: Record<string, number | string | boolean | null>): HeapInstance;
-  /** Marks an array global (APDU buffer) or an instance as a JCRE entry point. */
-  makeGlobal(ref: Ref): void;
+  /** Marks an array global (APDU buffer) or an instance as a JCRE entry point (temporary: APDU, JCRE exceptions —
+   *  their field/native updates are RAM-like: never logged, torn or persisted, JCAPI CardException). */
+  makeGlobal(ref: Ref, temporary?: boolean): void;
 
   storeArray(a: HeapArray, index: number, value: number): void; // bounds checked; value already truncated by caller
   storeField(o: HeapInstance, cell: number, value: number): void;
@@ -274,6 +281,22 @@ export interface Heap extends TearingControl {
   clearTransient(memory: Memory, owner?: ContextId): void;
   /** Makes this command's persistent writes durable in the chip store (one store commit); called once per APDU. */
   flush(): void;
+  /** (H4) Makes the non-transactional persistent writes so far durable now (OwnerPIN try counter before the compare). */
+  persistNow?(): void;
+
+  // Heap control for the JCRE (H3 additions, docs/vm-memory.md).
+  /** Unchecked lookup (no firewall, no exception): JCRE internals, Shareable dispatch; undefined for null/dead refs. */
+  peek(ref: Ref): HeapObject | undefined;
+  /** Named persistent roots (applet instances, JCRE tables) that object deletion keeps alive; set NULL to drop one. */
+  readonly roots: { get(name: string): Ref; set(name: string, ref: Ref): void; names(): string[] };
+  /** Binds a package's static image (pkg.statics, mutated in place) to its persisted cells: restored, or saved now. */
+  attachStatics(pkg: LinkedPackage): void;
+  /** A deleted package's statics: forgotten, their store key removed at the next flush. */
+  detachStatics(aid: string): void;
+  /** Re-reads the heap from the store (power-up after power loss): transient contents zero, no transaction open. */
+  powerUp(): void;
+  /** Frees unreachable objects now (between commands: the VM stack is not a root); returns how many were freed. */
+  collect(): number;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -335,8 +358,11 @@ export interface LinkedPackage {
   /** Method component info (bytecode); empty for native packages. */
   readonly code: Uint8Array;
   readonly handlers: readonly CapExceptionHandler[];
-  /** The static field image: one cell per short/byte/boolean/reference word, ints two cells (offset ÷ 2 = cell). */
+  /** The static field image, one cell per byte offset of the CAP image (cell = offset; a byte/short/reference field
+   *  uses its first cell, an int its first two: high, low word — H2's linker; byte fields make offsets odd). */
   readonly statics: Int32Array;
+  /** Reference statics come first (JCVM §6.10): their cell count, for object deletion; absent = every cell may be a ref. */
+  readonly staticReferenceCells?: number;
   /** Resolved constant pool, same indexes as the CAP's. */
   readonly cp: readonly ResolvedCp[];
   /** Classes by Class-component offset (internal) and by token (exported / API). */
@@ -468,6 +494,17 @@ export interface JcreState {
   extended: boolean;
   /** Set by the JCRE for JCSystem.isAppletActive etc. */
   activeApplets: ReadonlySet<string>;
+  // (H4) Optional APDU/JCRE details; absent = the defaults documented in api/apdu.ts.
+  /** setOutgoingNoChaining was used for this command (the APDU natives set it; api/apdu.ts beginCommand resets it). */
+  noChaining?: boolean;
+  /** The selected applet implements javacardx.apdu.ExtendedLength (lengths > 256 allowed). */
+  extendedLengthApplet?: boolean;
+  /** APDU.getInBlockSize / getOutBlockSize / getProtocol (defaults 254, 254, PROTOCOL_T1). */
+  inBlockSize?: number;
+  outBlockSize?: number;
+  protocol?: number;
+  /** Applet.reSelectingApplet: the applet is being selected again on the same channel. */
+  reselecting?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -490,6 +527,8 @@ export interface CycleProfile {
   nvmPageBytes: number;
   transactionByteCycles: number;
   ramWriteByteCycles: number;
+  /** H6: extra cycles per byte when a copy reads persistent memory into persistent memory (Util.arrayCopy NVM→NVM). */
+  nvmCopySourceByteCycles?: number;
   /** Crypto costs: fixed cycles per call + cycles per input byte, by operation key, e.g. "RSA-2048-CRT/sign",
    *  "SHA-256/digest", "AES-128/CBC", "EC-256/sign", "RSA-2048/keygen". */
   crypto: Record<string, { fixed: number; perByte: number }>;
