@@ -1,4 +1,5 @@
-// The Java Card 3.0.5 API export tokens (../shared/reference/javacard-api-tokens.json) as typed data, loaded once.
+// The Java Card 3.0.5 API export tokens (emulator/vm/api/javacard-api-tokens.json, from the project's reference
+// digest of the SDK export files) as typed data, loaded once.
 // The same shape describes a library package the assembler produced (AssembledLibrary), so an importing package
 // resolves names against the API and against earlier packages the same way.
 import { readFileSync } from 'node:fs';
@@ -47,9 +48,9 @@ export interface ExportedPackage {
 
 let cached: ExportedPackage[] | undefined;
 
-/** The API table's path: JAVACARD_API_TOKENS overrides the shared reference location. */
+/** The API table's path: JAVACARD_API_TOKENS overrides the copy kept with the natives. */
 export function apiTablePath(): string {
-  return process.env.JAVACARD_API_TOKENS ?? fileURLToPath(new URL('../../../../shared/reference/javacard-api-tokens.json', import.meta.url));
+  return process.env.JAVACARD_API_TOKENS ?? fileURLToPath(new URL('../api/javacard-api-tokens.json', import.meta.url));
 }
 
 /** All API packages (java.lang, javacard.*, javacardx.*, org.globalplatform), parsed once per process. */
