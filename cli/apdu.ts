@@ -2,9 +2,10 @@
 import { hex } from '../emulator/bytes.ts';
 import { swHex, swMeaning } from '../emulator/iso.ts';
 import type { Values } from './args.ts';
-import { UsageError, parseHex } from './args.ts';
+import { UsageError, parseHex, str } from './args.ts';
 import type { Io } from './io.ts';
 import { openCliTarget } from './target.ts';
+import { vmReporter } from './vm-report.ts';
 
 export function traceLine(direction: '>>' | '<<', apdu: Uint8Array): string {
   if (direction === '>>') return `>> ${hex(apdu)}`;
@@ -27,11 +28,17 @@ export function parseApdus(texts: string[]): Uint8Array[] {
 
 export async function apduCommand(v: Values, positionals: string[], io: Io): Promise<number> {
   const apdus = parseApdus(positionals);
-  const target = await openCliTarget(v);
+  const vm = vmReporter(v, io.out);
+  if (vm && str(v, 'reader') !== undefined) throw new UsageError('--cycles and --bytecode-trace need an emulated chip (--state FILE)');
+  const target = await openCliTarget(v, vm?.chip);
   try {
     for (const a of apdus) {
       io.out(traceLine('>>', a));
-      io.out(traceLine('<<', await target.transmit(a)));
+      vm?.begin();
+      const r = await target.transmit(a);
+      io.out(traceLine('<<', r));
+      const line = vm?.end();
+      if (line) io.out(line);
     }
   } finally {
     await target.close();

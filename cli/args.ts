@@ -11,6 +11,14 @@ export class UsageError extends Error {
   }
 }
 
+/** A runtime failure already worded for the user, compiler style (`file:line: what`): printed as is, exit 1. */
+export class PlainError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlainError';
+  }
+}
+
 export type Options = NonNullable<ParseArgsConfig['options']>;
 export type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 

@@ -8,7 +8,9 @@ import type { ChipProfile } from '../emulator/profile.ts';
 import { kcv } from '../emulator/scp03.ts';
 import { appLifeName, cardLifeName } from '../emulator/gp/constants.ts';
 import { usedPersistent } from '../emulator/gp/registry.ts';
+import type { Model } from '../emulator/gp/registry.ts';
 import { keyTypeName } from '../emulator/host/gp-data.ts';
+import type { VmRuntime } from '../emulator/vm/runtime.ts';
 import type { Values } from './args.ts';
 import { UsageError, flag, str } from './args.ts';
 import type { Io } from './io.ts';
@@ -83,7 +85,8 @@ export function chipNew(v: Values, io: Io): number {
 export function chipInfo(v: Values, io: Io): number {
   const state = requireState(v);
   if (!existsSync(state)) throw missingState(state);
-  const chip = openChip({ state, create: false });
+  let vm: VmRuntime | undefined;
+  const chip = openChip({ state, create: false, onVm: (rt) => (vm = rt) });
   try {
     const m = chip.model();
     const p = chip.profile;
@@ -94,6 +97,9 @@ export function chipInfo(v: Values, io: Io): number {
     io.out(`default:  ${m.card.defaultSelected} (selected at reset)`);
     const used = usedPersistent(m);
     io.out(`memory:   ${used} of ${p.persistentBytes} bytes of persistent memory used by load files (${p.persistentBytes - used} free)`);
+    const heap = vm ? vmMemoryLines(vm, m) : { lines: [], rows: [] };
+    for (const line of heap.lines) io.out(line);
+    const heapRows = heap.rows;
     io.out('');
     io.out('registry:');
     const rows: string[][] = [['kind', 'AID', 'state', 'privileges', 'security domain', 'details']];
@@ -112,6 +118,11 @@ export function chipInfo(v: Values, io: Io): number {
       rows.push(['PKG', e.aid, e.lifeCycle === 0x01 ? 'LOADED' : h2(e.lifeCycle), '', e.sd, details.join(', ')]);
     }
     for (const line of table(rows)) io.out(`  ${line}`);
+    if (heapRows.length) {
+      io.out('');
+      io.out('Java Card heap by context (objects and bytes each context owns; JCRE = APDU buffer, system objects):');
+      for (const line of table(heapRows)) io.out(`  ${line}`);
+    }
     io.out('');
     io.out('key sets:');
     const keyRows: string[][] = [['security domain', 'KVN', 'seq', 'keys (id: type, KCV)']];
@@ -128,6 +139,48 @@ export function chipInfo(v: Values, io: Io): number {
     chip.close();
   }
   return 0;
+}
+
+/**
+ * The VM's memory as the applets see it: the heap summary lines and the per-context table rows. The VM is powered up
+ * for this (load files linked, heap image read) without powering the chip, so no applet code runs.
+ */
+function vmMemoryLines(vm: VmRuntime, m: Model): { lines: string[]; rows: string[][] } {
+  let u;
+  try {
+    u = vm.memoryUse(); // powers the VM up on first use
+  } catch (e) {
+    return { lines: [`heap:     unreadable: ${(e as Error).message}`], rows: [] };
+  }
+  const lines = [
+    `heap:     ${u.heapBytes} bytes of persistent memory used by ${u.objects} object${u.objects === 1 ? '' : 's'}, ${u.availableBytes} available (JCSystem.getAvailableMemory)`,
+    `RAM:      CLEAR_ON_RESET ${u.clearOnReset.used} of ${u.clearOnReset.size} bytes used, CLEAR_ON_DESELECT ${u.clearOnDeselect.used} of ${u.clearOnDeselect.size} bytes used`,
+  ];
+  const byContext = new Map<number, { elf: string; applets: string[] }>();
+  for (const e of m.registry.elfs) {
+    const unit = e.native ? undefined : vm.unit(e.aid);
+    if (!unit || unit.library) continue;
+    byContext.set(unit.pkg.context, { elf: e.aid, applets: [] });
+  }
+  for (const a of m.registry.apps) {
+    const ctx = vm.unit(a.elf)?.pkg.context;
+    if (ctx !== undefined) byContext.get(ctx)?.applets.push(a.aid);
+  }
+  const rows: string[][] = [['context', 'package', 'applet instances', 'objects', 'persistent', 'transient']];
+  const contexts = [...new Set([0, ...byContext.keys(), ...u.byContext.keys()])].sort((a, b) => a - b);
+  for (const ctx of contexts) {
+    const c = u.byContext.get(ctx) ?? { objects: 0, persistentBytes: 0, transientBytes: 0 };
+    const owner = byContext.get(ctx);
+    rows.push([
+      ctx === 0 ? '0 (JCRE)' : String(ctx),
+      owner?.elf ?? '-',
+      owner ? owner.applets.join(' ') || 'none' : '-',
+      String(c.objects),
+      String(c.persistentBytes),
+      String(c.transientBytes),
+    ]);
+  }
+  return { lines, rows };
 }
 
 function privBytes(p: number): Uint8Array {

@@ -1,11 +1,14 @@
 // The jpki-se command tree: help texts, dispatch, and the exit-code contract (0 ok, 1 card/transport error, 2 usage).
 import type { Options, Values } from './args.ts';
-import { UsageError, parse } from './args.ts';
+import { PlainError, UsageError, parse } from './args.ts';
 import type { Io } from './io.ts';
 import { TARGET_HELP, TARGET_OPTIONS } from './target.ts';
 import { GP_HELP, GP_OPTIONS, gpDelete, gpInfo, gpInstall, gpList, gpLoad, gpPutKey, gpSetStatus } from './gp.ts';
 import { apduCommand } from './apdu.ts';
 import { chipInfo, chipNew } from './chip.ts';
+import { VM_REPORT_HELP, VM_REPORT_OPTIONS } from './vm-report.ts';
+import { asmCommand } from './asm.ts';
+import { capInfo } from './cap.ts';
 
 interface Leaf {
   path: string[];
@@ -41,6 +44,7 @@ const CHIP_SERVE: Leaf = {
   path: ['chip', 'serve'],
   summary: 'present the chip to PC/SC through vpcd (vsmartcard)',
   help: `Usage: jpki-se chip serve --state FILE [--profile NAME] [--vpcd HOST:PORT | --listen [HOST:]PORT]
+                       [-d] [-v] [--cycles] [--bytecode-trace]
 
 Runs the chip in FILE (created if missing) as a virtual card for vsmartcard's vpcd, so
 PC/SC programs (gp.jar, pcsc_scan, opensc-tool, pyscard) see it in "Virtual PCD 00 00".
@@ -55,6 +59,8 @@ Options:
   --listen [HOST:]PORT  listen instead (default host 127.0.0.1; port 0 picks a free one)
   -d, --trace           print every APDU the card receives and its response
   -v, --verbose         print the chip's own log (secure channel sessions, refusals)
+  -c, --cycles          with each traced APDU, the cycle report of the applet code it ran (implies -d)
+  --bytecode-trace      print each bytecode applet code executes (implies -d)
   -h, --help            show this help`,
   options: {
     state: { type: 'string' },
@@ -63,6 +69,7 @@ Options:
     listen: { type: 'string' },
     trace: { type: 'boolean', short: 'd' },
     verbose: { type: 'boolean', short: 'v' },
+    ...VM_REPORT_OPTIONS,
   },
   positionals: NONE,
   run: async (v, _p, io) => (await import('./serve.ts')).chipServe(v, io),
@@ -74,8 +81,10 @@ const CHIP_INFO: Leaf = {
   help: `Usage: jpki-se chip info --state FILE
 
 Reads the chip in FILE directly (no APDUs): profile, ATR, card life cycle, IIN/CIN,
-memory in use, the registry (security domains, applications, load files) and the key
-sets of every security domain, shown by key check value (KCV), never by value.
+memory in use (load files; the Java Card heap: persistent bytes used and available,
+transient RAM, objects per applet), the registry (security domains, applications,
+load files) and the key sets of every security domain, shown by key check value (KCV),
+never by value.
 
 Options:
   --state FILE      the chip's state file
@@ -88,21 +97,67 @@ Options:
 const APDU: Leaf = {
   path: ['apdu'],
   summary: 'send raw APDUs and trace them',
-  help: `Usage: jpki-se apdu (--state FILE | --reader NAME) APDU...
+  help: `Usage: jpki-se apdu (--state FILE | --reader NAME) [--cycles] [--bytecode-trace] APDU...
 
 Sends each APDU (hex; spaces, ':' and '-' allowed inside) in order and prints
 ">> command" and "<< response SW (meaning)". No secure channel: for card-manager
-commands that need one, use "jpki-se gp".
+commands that need one, use "jpki-se gp". On an emulated chip, --cycles adds after
+each response that ran applet code a line "cycles: N bytecodes, N cycles, …, est. T
+(exec + I/O) [phases] on PROFILE"; --bytecode-trace prints "| method+offset opcode
+operands | stack top" for every bytecode as it runs.
 
-Example:
+Examples:
   jpki-se apdu --state chip.img "00 A4 04 00 08 A000000151000000" 80CA9F7F00
+  jpki-se apdu --state chip.img --cycles 00A4040009A0000001510A000101 8001000003010203
 
 Options:
 ${TARGET_HELP}
+${VM_REPORT_HELP}
   -h, --help        show this help`,
-  options: TARGET_OPTIONS,
+  options: { ...TARGET_OPTIONS, ...VM_REPORT_OPTIONS },
   positionals: { min: 1, max: Infinity, what: 'APDU (hex)' },
   run: (v, p, io) => apduCommand(v, p, io),
+};
+
+const ASM: Leaf = {
+  path: ['asm'],
+  summary: 'assemble a jcasm source into a CAP file',
+  help: `Usage: jpki-se asm [--out FILE.cap] [--jar] [--lib LIB.jca]... FILE.jca
+
+Assembles FILE.jca (the jcasm language, docs/jcasm.md) into a CAP package, checks it
+as the card does at LOAD (structure of every component) and writes it: by default as a
+Load File Data Block (the concatenated components GP LOAD carries), with --jar as the
+converter's JAR form. Errors: one line "file:line: what", exit 1.
+
+Example:
+  jpki-se asm test/fixtures/asm/echo.jca --out echo.cap && jpki-se gp load --state chip.img echo.cap --install
+
+Options:
+  --out FILE        the CAP file to write (default: FILE.jca with .cap)
+  --jar             write the JAR form (META-INF/MANIFEST.MF, <package>/javacard/*.cap)
+  --lib LIB.jca     a library package (.library) this one imports; repeat in import order
+  -h, --help        show this help`,
+  options: { out: { type: 'string' }, jar: { type: 'boolean' }, lib: { type: 'string', multiple: true } },
+  positionals: { min: 1, max: 1, what: 'source file (.jca)' },
+  run: (v, p, io) => asmCommand(v, p, io),
+};
+
+const CAP_INFO: Leaf = {
+  path: ['cap', 'info'],
+  summary: 'check a CAP file and show what it holds',
+  help: `Usage: jpki-se cap info FILE.cap
+
+Reads a CAP file (the converter's JAR form or a Load File Data Block), checks it as the
+card does at LOAD (framing, every component, cross-references) and prints the package
+AID and version, CAP format, imports (and whether the chip's API provides them),
+applets, classes, static fields, and the size of every component. A malformed CAP is
+named with its component and offset (exit 1).
+
+Options:
+  -h, --help        show this help`,
+  options: {},
+  positionals: { min: 1, max: 1, what: 'CAP file' },
+  run: (v, p, io) => capInfo(v, p, io),
 };
 
 const GP_LIST: Leaf = {
@@ -282,8 +337,9 @@ interface Group {
 const GROUPS: Group[] = [
   { name: 'chip', summary: 'create, serve and inspect emulated chips', leaves: [CHIP_NEW, CHIP_SERVE, CHIP_INFO] },
   { name: 'gp', summary: 'GlobalPlatform card management over SCP03', leaves: [GP_LIST, GP_INFO, GP_PUT_KEY, GP_DELETE, GP_INSTALL, GP_LOAD, GP_SET_STATUS] },
+  { name: 'cap', summary: 'inspect CAP files', leaves: [CAP_INFO] },
 ];
-const TOP_LEAVES: Leaf[] = [APDU];
+const TOP_LEAVES: Leaf[] = [APDU, ASM];
 
 /** Every command, for tests and docs. */
 export const COMMANDS: string[][] = [...GROUPS.flatMap((g) => g.leaves.map((l) => l.path)), ...TOP_LEAVES.map((l) => l.path)];
@@ -352,6 +408,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
     return await leaf.run(values, positionals, io);
   } catch (e) {
     if (e instanceof UsageError) return usage(name, e.message, name);
+    if (e instanceof PlainError) {
+      io.err(oneLine(e.message));
+      return 1;
+    }
     const err = e instanceof Error ? e : new Error(String(e));
     io.err(`${name}: ${oneLine(err.message)}`);
     if (io.env.JPKI_DEBUG === '1' && err.stack) io.err(err.stack);

@@ -8,6 +8,7 @@ import { UsageError, flag, parseHostPort, str } from './args.ts';
 import { traceLine } from './apdu.ts';
 import type { Io } from './io.ts';
 import { profileOption, requireState, summary } from './chip.ts';
+import { vmReporter } from './vm-report.ts';
 
 export async function chipServe(v: Values, io: Io): Promise<number> {
   const state = requireState(v);
@@ -19,14 +20,16 @@ export async function chipServe(v: Values, io: Io): Promise<number> {
   const vpcd = vpcdText === undefined ? { host: '127.0.0.1', port: VPCD_PORT } : parseHostPort('--vpcd', vpcdText, '127.0.0.1');
 
   const created = !existsSync(state);
-  const chip = openChip({ state, profile, log: flag(v, 'verbose') ? (m) => io.out(`chip: ${m}`) : undefined });
+  // --cycles and --bytecode-trace report per APDU, so they bring the APDU trace with them.
+  const vm = vmReporter(v, io.out);
+  const chip = openChip({ state, profile, log: flag(v, 'verbose') ? (m) => io.out(`chip: ${m}`) : undefined, ...vm?.chip });
   // Retries repeat the same complaint every few seconds: say it once until something changes.
   let last = '';
   const log = (m: string) => {
     if (m !== last) io.out(m);
     last = m;
   };
-  const card: ViccCard = flag(v, 'trace')
+  const card: ViccCard = flag(v, 'trace') || vm
     ? {
         get atr() {
           return chip.atr;
@@ -36,8 +39,11 @@ export async function chipServe(v: Values, io: Io): Promise<number> {
         reset: () => chip.reset(),
         transmit(apdu) {
           io.out(traceLine('>>', apdu));
+          vm?.begin();
           const r = chip.transmit(apdu);
           io.out(traceLine('<<', r));
+          const line = vm?.end();
+          if (line) io.out(line);
           return r;
         },
       }

@@ -1,7 +1,7 @@
 // Where APDUs go: an emulated chip in a state file (--state) or a PC/SC reader (--reader), through openTarget.
 import { existsSync } from 'node:fs';
 import { openTarget } from '../emulator/transport/target.ts';
-import type { Target } from '../emulator/transport/target.ts';
+import type { Target, TargetOptions } from '../emulator/transport/target.ts';
 import type { Options, Values } from './args.ts';
 import { UsageError, str } from './args.ts';
 
@@ -18,8 +18,8 @@ export function missingState(path: string): Error {
   return new Error(`state file ${path} does not exist (create it with "jpki-se chip new --state ${path}")`);
 }
 
-/** Opens the target the options name; raw responses (no automatic GET RESPONSE: the callers decide). */
-export async function openCliTarget(values: Values): Promise<Target> {
+/** Opens the target the options name; raw responses (no automatic GET RESPONSE: the callers decide). `chip` applies to --state. */
+export async function openCliTarget(values: Values, chip?: TargetOptions['chip']): Promise<Target> {
   const state = str(values, 'state');
   const reader = str(values, 'reader');
   if (state !== undefined && reader !== undefined) throw new UsageError('give either --state or --reader, not both');
@@ -27,7 +27,7 @@ export async function openCliTarget(values: Values): Promise<Target> {
   if (state !== undefined) {
     if (!state.trim()) throw new UsageError('--state needs a file name');
     if (!existsSync(state)) throw missingState(state);
-    return openTarget(`state:${state}`);
+    return openTarget(`state:${state}`, { chip });
   }
   if (!reader!.trim()) throw new UsageError('--reader needs a reader name (or part of one)');
   return openTarget(`pcsc:${reader}`, { autoGetResponse: false });

@@ -28,8 +28,8 @@ export interface AppletRuntime {
   select(aid: string, ctx: AppletContext): boolean;
   deselect(aid: string, ctx: AppletContext): void;
   process(aid: string, cmd: CommandApdu, ctx: AppletContext): ResponseApdu;
-  /** STORE DATA forwarded after INSTALL [for personalization] (GPCS §11.11.2.3). */
-  processData?(aid: string, data: Uint8Array): Uint8Array;
+  /** STORE DATA forwarded after INSTALL [for personalization] (GPCS §11.11.2.3); header = its CLA INS P1 P2. */
+  processData?(aid: string, data: Uint8Array, header?: Uint8Array): Uint8Array;
   /** Called at power-up/reset so transient state is cleared. */
   reset?(): void;
   /** Called when the last LOAD block arrives (the VM parses, verifies and links); throws IsoError to refuse the load file. */

@@ -3,7 +3,7 @@
 import { describe, it, expect, beforeEach, afterAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMANDS, run } from '../cli/run.ts';
@@ -13,6 +13,7 @@ import { kcv } from '../emulator/scp03.ts';
 import { DEFAULT_PROFILE } from '../emulator/profile.ts';
 // HELLO_APP: the VM installs only applets whose install registers an instance.
 import { HELLO_APP as HELLO, HELLO_APPLET_AID, HELLO_PACKAGE_AID } from './fixtures/samples.ts';
+import { ASM_SAMPLES, sampleBlock } from './fixtures/asm/samples.ts';
 
 const root = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'jpki-cli-'));
@@ -186,6 +187,233 @@ describe('gp', () => {
   });
 });
 
+// ---------------------------------------------------------------------------------------------------------------
+// The Java Card VM from the command line: asm, cap info, apdu --cycles / --bytecode-trace, chip info's heap.
+
+const ECHO_SRC = join(root, 'test', 'fixtures', 'asm', 'echo.jca');
+const ECHO_PKG = hex(ASM_SAMPLES.echo.packageAid);
+const ECHO_APP = hex(ASM_SAMPLES.echo.appletAid);
+const SELECT_ECHO = `00A40400${hex(Uint8Array.of(ASM_SAMPLES.echo.appletAid.length))}${ECHO_APP}`;
+/** "   cycles: 25 bytecodes, 16 298 cycles, 5 native, 0 B NVM, est. 2.71 ms (exec 0.509 ms + I/O 2.2 ms) [process] on jcop4-j3r180" */
+const CYCLE_LINE =
+  /^ {3}cycles: (\d[\d ]*) bytecodes, (\d[\d ]*) cycles, (?:(\d[\d ]*) native, )?(\d[\d ]*) B NVM, est\. ([\d.]+) ms \(exec ([\d.]+) ms \+ I\/O ([\d.]+) ms\) \[([a-z+]+)\] on jcop4-j3r180$/;
+const num = (s: string) => Number(s.replace(/ /g, ''));
+
+/** A fresh chip with the echo sample assembled by "jpki-se asm", loaded and installed by "jpki-se gp". */
+async function echoChip(): Promise<void> {
+  await newChip();
+  const cap = join(dir, `echo-${n}.cap`);
+  expect((await cli('asm', ECHO_SRC, '--out', cap)).code).toBe(0);
+  const load = await cli('gp', 'load', '--state', state, cap);
+  expect(load).toMatchObject({ code: 0, err: [] });
+  expect(load.out[0]).toMatch(new RegExp(`^loaded ${ECHO_PKG} v1\\.0: \\d+ bytes in \\d+ blocks?, applets ${ECHO_APP}$`));
+  const inst = await cli('gp', 'install', '--state', state, '--package', ECHO_PKG, '--applet', ECHO_APP);
+  expect(inst).toMatchObject({ code: 0, out: [`installed ${ECHO_APP} (module ${ECHO_APP} of ${ECHO_PKG}), selectable`] });
+}
+
+describe('asm', () => {
+  it('writes the Load File Data Block the assembler makes, or the JAR form with --jar', async () => {
+    const out = join(dir, 'echo-block.cap');
+    const r = await cli('asm', ECHO_SRC, '--out', out);
+    expect(r).toMatchObject({ code: 0, err: [] });
+    const block = readFileSync(out);
+    expect(hex(block)).toBe(hex(sampleBlock('echo')));
+    expect(r.out).toEqual([`${out}: ${block.length} bytes (Load File Data Block), package ${ECHO_PKG} v1.0 (com.jpkise.echo), 1 class, applet ${ECHO_APP}`]);
+    const jar = join(dir, 'echo.jar.cap');
+    expect((await cli('asm', ECHO_SRC, '--out', jar, '--jar')).out[0]).toContain('bytes (JAR), package');
+    expect(readFileSync(jar).subarray(0, 2).toString()).toBe('PK');
+    // Without --out: next to the source, .jca → .cap.
+    const copy = join(dir, 'mine.jca');
+    copyFileSync(ECHO_SRC, copy);
+    expect((await cli('asm', copy)).code).toBe(0);
+    expect(hex(readFileSync(join(dir, 'mine.cap')))).toBe(hex(block));
+  });
+
+  it('reports a source error as one "file:line: what" line and exit 1, writing nothing', async () => {
+    const src = join(dir, 'bad.jca');
+    const out = join(dir, 'bad.cap');
+    writeFileSync(src, '.package com.x A000000151AA 1.0\n.import javacard/framework\n.frob 1\n');
+    const r = await cli('asm', src, '--out', out);
+    expect(r).toEqual({ code: 1, out: [], err: [`${src}:3: unknown directive .frob`] });
+    expect(existsSync(out)).toBe(false);
+    writeFileSync(src, readFileSync(ECHO_SRC, 'utf8').replace('bspush COUNT_LENGTH\n    if_scmpge', 'bspush COUNT_LENGTH\n    if_scmpge nowhere ;'));
+    const label = await cli('asm', src, '--out', out);
+    expect(label.code).toBe(1);
+    expect(label.err).toHaveLength(1);
+    expect(label.err[0]).toMatch(new RegExp(`^${src.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: .*nowhere`));
+    expect(await cli('asm', join(dir, 'none.jca'))).toMatchObject({ code: 1, err: [`jpki-se asm: source file ${join(dir, 'none.jca')} does not exist`] });
+    expect((await cli('asm')).code).toBe(2);
+    expect((await cli('asm', src, '--out', src)).err[0]).toContain('is the source file');
+  });
+});
+
+describe('asm --lib', () => {
+  it('assembles a client against a library package assembled first', async () => {
+    const lib = join(dir, 'lib.jca');
+    const app = join(dir, 'app.jca');
+    writeFileSync(lib, '.package com.x.lib A00000015177 1.0\n.library\n.class public Twice\n  .method public static of(S)S\n    .stack 2\n    sload_0\n    sload_0\n    sadd\n    sreturn\n  .end method\n.end class\n');
+    writeFileSync(app, '.package com.x.app A00000015178 1.0\n.import com/x/lib\n.class public App\n  .method public static f(S)S\n    .stack 1\n    sload_0\n    invokestatic Twice.of(S)S\n    sreturn\n  .end method\n.end class\n');
+    const alone = await cli('asm', app);
+    expect(alone.code).toBe(1);
+    expect(alone.err[0]).toMatch(new RegExp(`^${app.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: `));
+    const r = await cli('asm', '--lib', lib, app);
+    expect(r).toMatchObject({ code: 0, err: [] });
+    expect(r.out[0]).toContain('package A00000015178 v1.0 (com.x.app), 1 class, no applets');
+    const info = await cli('cap', 'info', join(dir, 'app.cap'));
+    expect(info.out).toContain('imports:    A00000015177 v1.0 (not in the chip API: load that package first)');
+    expect((await cli('asm', '--lib', lib, '--lib', app, app)).err).toEqual([`${app}: not a library (no .library directive and no exported Shareable interface)`]);
+  });
+});
+
+describe('cap info', () => {
+  it('shows package, imports, applets, classes and component sizes of a block and of a JAR', async () => {
+    const cap = join(dir, 'info.cap');
+    writeFileSync(cap, sampleBlock('echo'));
+    const r = await cli('cap', 'info', cap);
+    expect(r).toMatchObject({ code: 0, err: [] });
+    expect(r.out).toContain(`file:       ${cap} (${sampleBlock('echo').length} bytes, Load File Data Block)`);
+    expect(r.out).toContain(`package:    ${ECHO_PKG} v1.0`);
+    expect(r.out).toContain('imports:    A0000000620101 v1.6 (javacard.framework)');
+    expect(r.out).toContain(`applets:    ${ECHO_APP} (install method at Method offset 8)`);
+    expect(r.out).toContain('classes:    1 class, 0 interfaces, 3 methods, 0 exception handlers');
+    // Component rows add up to the file (a block is exactly its components).
+    const rows = r.out.filter((l) => /^ {2}\d+ +\w+ +\d+$/.test(l)).map((l) => l.trim().split(/ +/));
+    expect(rows.map((x) => x[1])).toEqual(['Header', 'Directory', 'Applet', 'Import', 'ConstantPool', 'Class', 'Method', 'StaticField', 'ReferenceLocation', 'Descriptor']);
+    expect(rows.reduce((a, x) => a + Number(x[2]), 0)).toBe(sampleBlock('echo').length);
+    expect(r.out.find((l) => l.startsWith('load file:'))).toBe(`load file:  ${sampleBlock('echo', { descriptor: false }).length} bytes (what GP LOAD carries: install order, no Descriptor or Debug)`);
+    const jar = join(dir, 'info.jar.cap');
+    await cli('asm', ECHO_SRC, '--out', jar, '--jar');
+    const j = await cli('cap', 'info', jar);
+    expect(j.out[0]).toMatch(/bytes, JAR\)$/);
+    expect(j.out.slice(1)).toEqual(r.out.slice(1));
+  });
+
+  it('names the component and offset of a malformed CAP, exit 1', async () => {
+    const block = sampleBlock('echo');
+    const cut = join(dir, 'cut.cap');
+    writeFileSync(cut, block.subarray(0, block.length - 5));
+    const r = await cli('cap', 'info', cut);
+    expect(r.code).toBe(1);
+    expect(r.err).toHaveLength(1);
+    expect(r.err[0]).toMatch(new RegExp(`^jpki-se cap info: ${cut.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: CAP Descriptor component, offset \\d+: declares \\d+ info bytes but only \\d+ remain`));
+    // The Applet component's install method offset points past the Method component: found by verification.
+    const bad = Uint8Array.from(block);
+    const at = hex(bad).indexOf(ECHO_APP) / 2 + ASM_SAMPLES.echo.appletAid.length; // the u2 after the applet AID
+    bad[at] = 0x7f;
+    const badFile = join(dir, 'bad-applet.cap');
+    writeFileSync(badFile, bad);
+    const v = await cli('cap', 'info', badFile);
+    expect(v.code).toBe(1);
+    expect(v.err[0]).toMatch(/: CAP (Applet|Method) component, offset \d+: /);
+    expect((await cli('cap', 'info')).code).toBe(2);
+    expect((await cli('cap', 'info', join(dir, 'nope.cap'))).err).toEqual([`jpki-se cap info: CAP file ${join(dir, 'nope.cap')} does not exist`]);
+  });
+});
+
+describe('apdu --cycles / --bytecode-trace', () => {
+  const script = [SELECT_ECHO, '8001000003AABBCC', '8002000000', '8003000000'];
+
+  it('loads the assembled echo applet through GP and reports each APDU that ran applet code', async () => {
+    await echoChip();
+    const r = await cli('apdu', '--state', state, '--cycles', ...script);
+    expect(r).toMatchObject({ code: 0, err: [] });
+    expect(r.out).toHaveLength(12);
+    const [, sel, selCycles, , echo, echoCycles, , count, countCycles, , sw, swCycles] = r.out;
+    expect(sel).toBe('<< 9000 (OK)');
+    expect(echo).toBe('<< AABBCC 9000 (OK)');
+    expect(count).toBe('<< 000102030405060708090A0B0C0D0E0F10 9000 (OK)');
+    expect(sw).toBe('<< 6D00 (instruction not supported)');
+    const parsed = [selCycles, echoCycles, countCycles, swCycles].map((l) => {
+      const m = CYCLE_LINE.exec(l);
+      expect(m, l).not.toBeNull();
+      return { bytecodes: num(m![1]), cycles: num(m![2]), est: Number(m![5]), exec: Number(m![6]), io: Number(m![7]), phases: m![8] };
+    });
+    expect(parsed.map((p) => p.phases)).toEqual(['select+process', 'process', 'process', 'process']);
+    for (const p of parsed) {
+      expect(p.bytecodes).toBeGreaterThan(0);
+      expect(p.cycles).toBeGreaterThan(p.bytecodes); // every bytecode costs cycles
+      expect(Math.abs(p.est - (p.exec + p.io))).toBeLessThan(0.016); // each printed to 3 significant digits
+    }
+    // INS 02 runs a 17-iteration loop: more bytecodes than the straight-line echo.
+    expect(parsed[2].bytecodes).toBeGreaterThan(17 * 8);
+    expect(parsed[2].bytecodes).toBeGreaterThan(parsed[1].bytecodes);
+  });
+
+  it('gives the same counts on two fresh chips (deterministic), and no line for commands outside the VM', async () => {
+    // Two fresh chips made the same way (asm, gp load, gp install), each sent the same APDUs.
+    const runs: string[][] = [];
+    for (let i = 0; i < 2; i++) {
+      state = join(dir, `det${i}.img`);
+      await echoChip();
+      runs.push((await cli('apdu', '--state', state, '--cycles', ...script)).out);
+    }
+    expect(runs[0].filter((l) => CYCLE_LINE.test(l))).toHaveLength(4);
+    expect(runs[1]).toEqual(runs[0]);
+    // The ISD answers without the VM: no cycle line, except the echo applet's deselect() on the SELECT that leaves it.
+    const isd = await cli('apdu', '--state', state, '--cycles', SELECT_ECHO, '00A4040008A000000151000000', '80CA004200');
+    expect(isd.out[5]).toMatch(/^ {3}cycles: 0 bytecodes, .* \[deselect\] on jcop4-j3r180$/);
+    expect(isd.out.slice(6)).toEqual(['>> 80CA004200', `<< 4203${hex(DEFAULT_PROFILE.iin)} 9000 (OK)`]);
+    const plain = await cli('apdu', '--state', state, '--cycles', '80CA004200');
+    expect(plain.out).toEqual(['>> 80CA004200', `<< 4203${hex(DEFAULT_PROFILE.iin)} 9000 (OK)`]);
+  });
+
+  it('prints one trace line per bytecode, as many as the report counts', async () => {
+    await echoChip();
+    const r = await cli('apdu', '--state', state, '--cycles', '--bytecode-trace', SELECT_ECHO, '8001000003AABBCC');
+    expect(r.code).toBe(0);
+    const echoAt = r.out.indexOf('>> 8001000003AABBCC');
+    const lines = r.out.slice(echoAt + 1, r.out.indexOf('<< AABBCC 9000 (OK)'));
+    expect(lines.length).toBeGreaterThan(10);
+    for (const l of lines) expect(l).toMatch(new RegExp(`^ {3}\\| ${ECHO_PKG}:\\d+\\+\\d+ [a-z_0-9]+( [0-9a-f]{2})* \\|( -?\\d+)*$`));
+    expect(lines[0]).toMatch(/\+0 aload_0 \|$/);
+    expect(lines.at(-1)).toMatch(/ return \|/);
+    expect(lines.some((l) => / invokestatic /.test(l))).toBe(true); // Util.arrayCopyNonAtomic
+    const m = CYCLE_LINE.exec(r.out.at(-1)!);
+    expect(num(m![1])).toBe(lines.length);
+    // Trace alone: no cycle lines.
+    const t = await cli('apdu', '--state', state, '--bytecode-trace', SELECT_ECHO, '8001000003AABBCC');
+    expect(t.out.filter((l) => l.startsWith('   cycles:'))).toEqual([]);
+    expect(t.out.slice(t.out.indexOf('>> 8001000003AABBCC') + 1, t.out.indexOf('<< AABBCC 9000 (OK)'))).toEqual(lines);
+  });
+
+  it('needs an emulated chip', async () => {
+    const r = await cli('apdu', '--reader', 'Some Reader', '--cycles', '00A40400');
+    expect(r).toMatchObject({ code: 2, err: ['jpki-se apdu: --cycles and --bytecode-trace need an emulated chip (--state FILE) (see "jpki-se apdu --help")'] });
+  });
+});
+
+describe('chip info: the Java Card heap', () => {
+  it('shows persistent heap use and availability, RAM, and objects per applet context', async () => {
+    await newChip();
+    const before = await cli('chip', 'info', '--state', state);
+    const heapLine = (out: string[]) => /^heap: {5}(\d+) bytes of persistent memory used by (\d+) objects?, (\d+) available \(JCSystem\.getAvailableMemory\)$/.exec(out.find((l) => l.startsWith('heap:'))!)!;
+    const h0 = heapLine(before.out);
+    expect(Number(h0[1]) + Number(h0[3])).toBe(DEFAULT_PROFILE.persistentBytes); // nothing loaded: all of it is the heap's
+    expect(before.out).toContain(`RAM:      CLEAR_ON_RESET 0 of ${DEFAULT_PROFILE.transientResetBytes} bytes used, CLEAR_ON_DESELECT 0 of ${DEFAULT_PROFILE.transientDeselectBytes} bytes used`);
+    state = join(dir, `chip${n++}.img`);
+    await echoChip();
+    await cli('apdu', '--state', state, SELECT_ECHO, '8001000001AA');
+    const after = await cli('chip', 'info', '--state', state);
+    expect(after.code).toBe(0);
+    const loadFiles = Number(/^memory: {3}(\d+) of/.exec(after.out.find((l) => l.startsWith('memory:'))!)![1]);
+    const h1 = heapLine(after.out);
+    expect(Number(h1[1])).toBeGreaterThan(0);
+    expect(Number(h1[1]) + Number(h1[3]) + loadFiles).toBe(DEFAULT_PROFILE.persistentBytes);
+    const at = after.out.findIndex((l) => l.startsWith('Java Card heap by context'));
+    expect(at).toBeGreaterThan(0);
+    expect(after.out[at + 1]).toMatch(/^ {2}context +package +applet instances +objects +persistent +transient$/);
+    const rows = after.out.slice(at + 2, after.out.indexOf('', at)).map((l) => l.trim().split(/ {2,}/));
+    const jcre = rows.find((x) => x[0] === '0 (JCRE)')!;
+    const echo = rows.find((x) => x[1] === ECHO_PKG)!;
+    expect(echo[2]).toBe(ECHO_APP);
+    expect(Number(echo[3])).toBeGreaterThanOrEqual(1); // the applet instance itself
+    expect(Number(jcre[5])).toBeGreaterThan(0); // the APDU buffer is CLEAR_ON_RESET RAM
+    // The rows add up to the heap line.
+    expect(rows.reduce((a, x) => a + Number(x[4]), 0)).toBe(Number(h1[1]));
+    expect(rows.reduce((a, x) => a + Number(x[3]), 0)).toBe(Number(h1[2]));
+  });
+});
+
 /** Waits (without a deadline of its own: the test timeout bounds it) until some line matches. */
 async function waitFor(lines: string[], re: RegExp): Promise<RegExpExecArray> {
   for (;;) {
@@ -239,6 +467,26 @@ describe('chip serve', () => {
     expect((await cli('chip', 'info', '--state', state)).code).toBe(0);
   });
 
+  it('with --cycles traces every APDU and reports the cycles of applet code', async () => {
+    await echoChip();
+    const out: string[] = [];
+    let stop!: (reason: string) => void;
+    const stopped = new Promise<string>((r) => (stop = r));
+    const io: Io = { out: (l) => out.push(...l.split('\n')), err: (l) => out.push('ERR ' + l), stop: () => stopped, env: {} };
+    const done = run(['chip', 'serve', '--state', state, '--listen', '127.0.0.1:0', '--cycles'], io);
+    const port = Number((await waitFor(out, /^vicc: waiting for vpcd on 127\.0\.0\.1:(\d+)$/))[1]);
+    const answers = await vpcdExchange(port, ['01', '04', SELECT_ECHO, '8001000003AABBCC', '80CA004500'], 4);
+    expect(answers.slice(1)).toEqual(['9000', 'AABBCC9000', '6D00']);
+    stop('test-stop');
+    expect(await done).toBe(0);
+    const at = out.indexOf('>> 8001000003AABBCC');
+    expect(out[at + 1]).toBe('<< AABBCC 9000 (OK)');
+    expect(out[at + 2]).toMatch(CYCLE_LINE);
+    expect(out[at + 2]).toMatch(/\[process\]/);
+    expect(out.filter((l) => CYCLE_LINE.test(l))).toHaveLength(3); // SELECT, echo, and 80CA (INS CA is the applet's: 6D00)
+    expect(out.some((l) => l.startsWith('   | '))).toBe(false); // no bytecode trace unless asked
+  });
+
   it('refuses contradictory or malformed endpoints', async () => {
     expect((await cli('chip', 'serve', '--state', state, '--vpcd', 'h:1', '--listen', '2')).err[0]).toContain('give either --vpcd or --listen, not both');
     expect((await cli('chip', 'serve', '--state', state, '--vpcd', 'host:port')).err[0]).toContain('--vpcd "host:port" is not HOST:PORT');
@@ -249,7 +497,7 @@ describe('chip serve', () => {
 
 describe('help', () => {
   it('has a help text for every command and group, on stdout with exit 0', async () => {
-    expect(COMMANDS.length).toBe(11);
+    expect(COMMANDS.length).toBe(13);
     for (const path of COMMANDS) {
       for (const flagName of ['--help', '-h']) {
         const r = await cli(...path, flagName);
@@ -262,6 +510,7 @@ describe('help', () => {
     for (const path of COMMANDS) expect(top.out.join('\n')).toContain(`  ${path.join(' ')}`);
     expect((await cli('gp', '--help')).out[0]).toBe('Usage: jpki-se gp list|info|put-key|delete|install|load|set-status [options]');
     expect((await cli('chip', '-h')).out[0]).toBe('Usage: jpki-se chip new|serve|info [options]');
+    expect((await cli('cap', '--help')).out[0]).toBe('Usage: jpki-se cap info [options]');
   });
 });
 

@@ -36,7 +36,7 @@ export function storeData(env: CardEnv, sd: AppEntry, cmd: CommandApdu): Uint8Ar
     if (last) st.personalizing = null;
     const rt = env.runtimeFor(app.elf);
     if (!rt?.processData) throw new IsoError(SW.CONDITIONS_NOT_SATISFIED, `application ${target} cannot receive STORE DATA`);
-    return rt.processData(target, data);
+    return rt.processData(target, data, Uint8Array.of(cmd.cla, cmd.ins, cmd.p1, cmd.p2));
   }
   if (format !== 0x02) throw new IsoError(SW.WRONG_DATA, 'a security domain takes STORE DATA as BER-TLV (P1 b5b4 = 10)');
   storeSdData(env, sd, data);

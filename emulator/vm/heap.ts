@@ -58,6 +58,8 @@ export interface HeapUsage {
 export type ChipHeap = Heap & {
   /** Emulated bytes in use per memory type and the live object count. */
   usage(): HeapUsage;
+  /** Ends a JCRE global array's life as a root (INSTALL's bArray), so that collect() frees it once unreachable. */
+  dropGlobal(ref: Ref): void;
 };
 
 // Store keys (docs/vm-memory.md).
@@ -265,6 +267,14 @@ export function createHeap(opts: HeapOptions): ChipHeap {
       x.volatile = temporary;
     }
     o.shared = true;
+    markDirty(o);
+  }
+
+  function dropGlobal(ref: Ref): void {
+    const o = objects[ref];
+    if (o === undefined || (o as ArrayObj).kind === undefined) return;
+    (o as ArrayObj).global = false;
+    o.shared = false;
     markDirty(o);
   }
 
@@ -917,6 +927,7 @@ export function createHeap(opts: HeapOptions): ChipHeap {
     get writeCount() {
       return writeCount;
     },
+    dropGlobal,
     usage: () => ({ objects: liveCount, persistent: usedPersistent, clearOnReset: usedReset, clearOnDeselect: usedDeselect }),
   };
 }

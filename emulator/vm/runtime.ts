@@ -30,6 +30,7 @@ import { DEFAULT_CYCLE_PROFILE } from './profiles/jcop4.ts';
 import type { ChipVm } from './vm.ts';
 import { createVm } from './vm.ts';
 import { VmFault } from './exceptions.ts';
+import type { Obj } from './heap-persist.ts';
 import { LANG_CLASSES } from './api/lang.ts';
 import { FRAMEWORK_CLASSES } from './api/framework.ts';
 import { SECURITY_CLASSES } from './api/security.ts';
@@ -47,6 +48,8 @@ const M_SIO = `${APPLET}.getShareableInterfaceObject(Ljavacard/framework/AID;B)L
 const M_MULTI_SELECT = 'javacard.framework.MultiSelectable.select(Z)Z';
 const M_MULTI_DESELECT = 'javacard.framework.MultiSelectable.deselect(Z)V';
 const M_UNINSTALL = 'javacard.framework.AppletEvent.uninstall()V';
+const M_GP_PROCESS_DATA = 'org.globalplatform.Application.processData([BSS)V';
+const M_GP_PERSONALIZE = 'org.globalplatform.Personalization.processData([BSS[BS)S';
 const ISO_EXCEPTION = 'javacard.framework.ISOException';
 const K_CONTEXTS = 'vm/contexts';
 /** APDU buffer: 261 bytes of a short APDU, 7 + 256 for extended length (JC API APDU class description). */
@@ -84,10 +87,29 @@ export interface VmRuntime extends AppletRuntime {
   lastReport(): CycleReport | undefined;
   /** Bytecode trace: one line per instruction while set. */
   trace: ((line: string) => void) | undefined;
+  /** Called with each report as lastReport() changes: one APDU may run several phases (SELECT: select + process). */
+  onReport: ((report: CycleReport, phase: ReportPhase) => void) | undefined;
+  /** Heap use for tools (chip info): totals as JCSystem.getAvailableMemory sees them, and objects per context. */
+  memoryUse(): VmMemoryUse;
   /** The VM (tests and tools); undefined before the first power-up. */
   readonly vm: ChipVm | undefined;
   /** The linked package of a load file (tests and tools). */
   unit(elf: string): LinkUnit | undefined;
+}
+
+export type ReportPhase = 'install' | 'select' | 'deselect' | 'process';
+
+export interface VmMemoryUse {
+  /** The profile's persistent memory, the part load files take, the heap's part and what is left (getAvailableMemory). */
+  persistentBytes: number;
+  loadFileBytes: number;
+  heapBytes: number;
+  availableBytes: number;
+  clearOnReset: { used: number; size: number };
+  clearOnDeselect: { used: number; size: number };
+  objects: number;
+  /** Live objects by owning context (0 = the JCRE): count, persistent bytes (headers included), transient bytes. */
+  byContext: Map<number, { objects: number; persistentBytes: number; transientBytes: number }>;
 }
 
 /** Every native API module on this chip. */
@@ -125,6 +147,7 @@ export function createVmRuntime(opts: VmRuntimeOptions): VmRuntime {
   let vm: ChipVm | undefined;
   let report: CycleReport | undefined;
   let trace: ((line: string) => void) | undefined;
+  let onReport: ((report: CycleReport, phase: ReportPhase) => void) | undefined;
   /** The install in progress: the instance AID and, once register() ran, the applet object. */
   let installing: { aid: string; context: number; ref: Ref } | null = null;
   /** The applet a context's code acts for (JCSystem.getAID): the selected/installing one, or a Shareable server. */
@@ -337,10 +360,12 @@ export function createVmRuntime(opts: VmRuntimeOptions): VmRuntime {
   }
 
   /** Ends a command: durable writes first (JCRE §7.6.3: an open transaction is aborted), then the report. */
-  function end(v: ChipVm, ioIn: number, ioOut: number): void {
+  function end(v: ChipVm, ioIn: number, ioOut: number, phase: ReportPhase): void {
     v.heap.flush();
-    meter.io(ioIn, ioOut);
+    // Only process() moves APDU bytes; select/deselect/install run inside an APDU whose I/O is charged there.
+    if (ioIn > 0 || ioOut > 0) meter.io(ioIn, ioOut);
     report = meter.report();
+    onReport?.(report, phase);
   }
 
   /** The status word of an uncaught Java exception: ISOException → its reason, anything else 6F00 (JCRE §? ). */
@@ -372,8 +397,10 @@ export function createVmRuntime(opts: VmRuntimeOptions): VmRuntime {
     installing = { aid: req.aid, context: ctx, ref: NULL };
     contextApplet.set(ctx, req.aid);
     let failure: string | undefined;
+    let bArray: Ref = NULL;
     try {
       const arr = v.heap.newArray(ArrayKind.Byte, params.length, Memory.ClearOnReset, JCRE_CONTEXT);
+      bArray = arr.ref;
       v.heap.makeGlobal(arr.ref);
       v.heap.writeBytes(arr, 0, params, false);
       v.invokeIn(ctx, method, [arr.ref, 0, params.length]);
@@ -385,16 +412,19 @@ export function createVmRuntime(opts: VmRuntimeOptions): VmRuntime {
     }
     const ref = installing.ref;
     installing = null;
+    // bArray is global for the install call only (JCRE 3.0.5 §6.2.2: its reference may not be stored): freed below.
+    if (bArray !== NULL) v.heap.dropGlobal(bArray);
     contextApplet.delete(ctx);
     if (failure) {
       // Nothing of a failed install stays: its objects are unreachable and freed (GPCS §11.5.2.? INSTALL fails).
       v.heap.flush();
       v.heap.collect();
-      end(v, 0, 0);
+      end(v, 0, 0, 'install');
       throw new IsoError(SW.WRONG_DATA, `${req.aid}: ${failure}`);
     }
     v.heap.roots.set(ROOT_APPLET + req.aid, ref);
-    end(v, 0, 0);
+    v.heap.collect();
+    end(v, 0, 0, 'install');
     log(`installed ${req.aid} from ${req.elf} (${report?.bytecodes ?? 0} bytecodes)`);
   }
 
@@ -440,7 +470,7 @@ export function createVmRuntime(opts: VmRuntimeOptions): VmRuntime {
       active.set(ctx.channel, aid);
       (jcre.activeApplets as Set<string>).add(aid);
     }
-    end(v, 0, 0);
+    end(v, 0, 0, 'select');
     return ok;
   }
 
@@ -466,7 +496,7 @@ export function createVmRuntime(opts: VmRuntimeOptions): VmRuntime {
     }
     // CLEAR_ON_DESELECT memory of a context goes when no applet of that context is active any more (JCRE §5.1).
     if (![...active.values()].some((a) => appletUnit(a)?.unit === au.unit)) v.heap.clearTransient(Memory.ClearOnDeselect, context);
-    end(v, 0, 0);
+    end(v, 0, 0, 'deselect');
   }
 
   function process(aid: string, cmd: CommandApdu, ctx: AppletContext): ResponseApdu {
@@ -507,12 +537,83 @@ export function createVmRuntime(opts: VmRuntimeOptions): VmRuntime {
     } finally {
       jcre.selecting = false;
     }
-    end(v, raw.length, data.length + 2);
+    end(v, raw.length, data.length + 2, 'process');
     return { data, sw };
   }
 
   function reset(): void {
     powerUp();
+  }
+
+  /**
+   * STORE DATA forwarded by the security domain after INSTALL [for personalization] (GPCS 2.3.1 §11.11.2.3): the whole
+   * command — header and (decrypted) data — in the global APDU buffer from offset 0, passed to Personalization.processData
+   * (its output is the response data) or else Application.processData (GP API 1.6). Uncaught exceptions: ISOException →
+   * its status word, anything else 6F00, as for process().
+   */
+  function processData(aid: string, data: Uint8Array, header: Uint8Array = Uint8Array.of(0x80, 0xe2, 0x80, 0x00)): Uint8Array {
+    const v = theVm();
+    const ref = appletRef(v, aid);
+    const au = appletUnit(aid);
+    if (ref === NULL || !au) throw new IsoError(SW.CONDITIONS_NOT_SATISFIED, `${aid} has no applet instance`);
+    const perso = implementsApi(ref, 'org.globalplatform.Personalization');
+    if (!perso && !implementsApi(ref, 'org.globalplatform.Application'))
+      throw new IsoError(SW.CONDITIONS_NOT_SATISFIED, `${aid} implements neither org.globalplatform.Application nor Personalization`);
+    const lc = data.length > 255 ? Uint8Array.of(0, data.length >> 8, data.length) : Uint8Array.of(data.length);
+    const command = concat(header.subarray(0, 4), lc, data);
+    begin(v);
+    apduObjects(v);
+    const buffer = v.heap.array(jcre.apduBuffer);
+    if (command.length > buffer.length) throw new IsoError(SW.WRONG_LENGTH, `STORE DATA of ${data.length} bytes does not fit the APDU buffer`);
+    const context = au.unit.pkg.context;
+    contextApplet.set(context, aid);
+    let sw: number = SW.OK;
+    let out: Uint8Array = new Uint8Array(0);
+    try {
+      v.heap.writeBytes(buffer, 0, command, false);
+      if (perso) {
+        const n = v.invokeVirtualIn(context, ref, M_GP_PERSONALIZE, [jcre.apduBuffer, 0, command.length, jcre.apduBuffer, 0]);
+        if (n < 0 || n > buffer.length) throw new VmFault(`Personalization.processData returned ${n} bytes`);
+        out = (buffer.data as Uint8Array).slice(0, n);
+      } else v.invokeVirtualIn(context, ref, M_GP_PROCESS_DATA, [jcre.apduBuffer, 0, command.length]);
+    } catch (e) {
+      if (e instanceof PowerLoss) throw e;
+      if (e instanceof VmThrow) sw = statusOf(v, e);
+      else {
+        log(`${aid}: processData: ${e instanceof Error ? e.message : String(e)}`);
+        sw = SW.UNKNOWN;
+      }
+    }
+    end(v, 0, 0, 'process');
+    if (sw !== SW.OK) throw new IsoError(sw, `${aid}: processData ended with ${sw.toString(16)}`);
+    return out;
+  }
+
+  function memoryUse(): VmMemoryUse {
+    const v = theVm();
+    const u = v.heap.usage();
+    const byContext: VmMemoryUse['byContext'] = new Map();
+    // Refs are 16-bit (JCVM §3.1): a scan of the handle space finds every live object; sizes are the heap's own.
+    for (let r = 1; r <= 0x7fff; r++) {
+      const o = v.heap.peek(r) as Obj | undefined;
+      if (!o) continue;
+      const c = byContext.get(o.owner) ?? { objects: 0, persistentBytes: 0, transientBytes: 0 };
+      c.objects++;
+      c.persistentBytes += o.pbytes;
+      c.transientBytes += o.tbytes;
+      byContext.set(o.owner, c);
+    }
+    const p = opts.profile;
+    return {
+      persistentBytes: p.persistentBytes,
+      loadFileBytes: model().registry.elfs.reduce((n, e) => n + e.size, 0),
+      heapBytes: u.persistent,
+      availableBytes: v.heap.availableMemory(Memory.Persistent),
+      clearOnReset: { used: u.clearOnReset, size: p.transientResetBytes },
+      clearOnDeselect: { used: u.clearOnDeselect, size: p.transientDeselectBytes },
+      objects: u.objects,
+      byContext,
+    };
   }
 
   return {
@@ -532,12 +633,15 @@ export function createVmRuntime(opts: VmRuntimeOptions): VmRuntime {
       }
       v.heap.roots.set(ROOT_APPLET + aid, NULL);
       v.heap.roots.set(ROOT_AID + aid, NULL);
+      // The instance's objects go with it (JCRE 3.0.5 §11.3.4.1 applet deletion): whatever is now unreachable is freed.
+      v.heap.collect();
       v.heap.flush();
     },
     select,
     deselect,
     process,
     reset,
+    processData,
     loadFile(elf, block) {
       const v = theVm();
       const table = contexts();
@@ -573,6 +677,7 @@ export function createVmRuntime(opts: VmRuntimeOptions): VmRuntime {
     unloadFile(elf) {
       if (!units.delete(elf)) return;
       vm?.heap.detachStatics(elf);
+      vm?.heap.collect(); // objects only the package's statics held (JCRE 3.0.5 §11.3.4.2 package deletion)
       vm?.heap.flush();
     },
     multiSelectable(aid) {
@@ -588,6 +693,13 @@ export function createVmRuntime(opts: VmRuntimeOptions): VmRuntime {
       trace = t;
       if (vm) vm.interp.trace = t;
     },
+    get onReport() {
+      return onReport;
+    },
+    set onReport(f) {
+      onReport = f;
+    },
+    memoryUse,
     get vm() {
       return vm;
     },
