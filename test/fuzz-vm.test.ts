@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { concat, fromHex, hex } from '../emulator/bytes.ts';
 import { isValidSw } from '../emulator/iso.ts';
+import { encodeCommand, parseCommand } from '../emulator/apdu.ts';
 import type { Chip } from '../emulator/card.ts';
 import { ASM_SAMPLES, sampleBlock } from './fixtures/asm/samples.ts';
 import type { SampleName } from './fixtures/asm/samples.ts';
@@ -19,8 +20,9 @@ import { prng } from './helpers/prng.ts';
 import { ISD, secure, tx } from './helpers/chip.ts';
 import { apdu, gpInstall, loadAndInstall, lv, vmChip } from './helpers/vm-chip.ts';
 
-const SEED = 0x5eed_0003;
-const TOTAL = 100_000;
+/** JPKI_FUZZ_SEED / JPKI_FUZZ_COUNT override the seed and size for exploratory runs; the defaults are what CI runs. */
+const SEED = Number(process.env.JPKI_FUZZ_SEED ?? 0x5eed_0003);
+const TOTAL = Number(process.env.JPKI_FUZZ_COUNT ?? 100_000);
 const PHASE = 40; // commands per applet phase, after a clean SELECT
 const SIGN_BUDGET = 300;
 const NAMES: SampleName[] = ['echo', 'counter', 'pin', 'rsa'];
@@ -92,7 +94,7 @@ function extended(r: Rng, a: Uint8Array): Uint8Array {
 
 /** 1–3 edits of a command: CLA/INS/P1/P2, Lc and Le lies, extended forms, truncation, bytes flipped/added/removed. */
 function mutate(r: Rng, base: Uint8Array): Uint8Array {
-  let a = base.slice();
+  let a: Uint8Array = base.slice();
   const edits = 1 + r.int(3);
   for (let e = 0; e < edits; e++) {
     const k = r.int(12);
@@ -115,6 +117,26 @@ function mutate(r: Rng, base: Uint8Array): Uint8Array {
     }
   }
   return a;
+}
+
+/** A well-formed mutant: header fields, data bytes and length, Ne and the short/extended form changed, then re-encoded. */
+function reshape(r: Rng, base: Uint8Array): Uint8Array {
+  const c = parseCommand(base);
+  let data: Uint8Array = c.data.slice();
+  let ne = c.ne;
+  const edits = 1 + r.int(3);
+  for (let e = 0; e < edits; e++) {
+    const k = r.int(8);
+    if (k === 0) c.cla = r.next() < 0.7 ? r.pick(CLAS) : r.int(256);
+    else if (k === 1) c.ins = r.next() < 0.6 ? r.pick(INSS) : r.int(256);
+    else if (k === 2) c.p1 = r.next() < 0.6 ? r.int(4) : r.int(256);
+    else if (k === 3) c.p2 = r.next() < 0.6 ? r.int(4) : r.int(256);
+    else if (k === 4 && data.length) data[r.int(data.length)] = r.int(256);
+    else if (k === 5) data = r.next() < 0.5 ? data.subarray(0, r.int(data.length + 1)) : concat(data, r.bytes(1 + r.int(r.next() < 0.9 ? 16 : 300)));
+    else if (k === 6) ne = r.pick([0, 1, 2, 0x11, 0x80, 0xff, 256, 257, 4096, 65536, r.int(300)]);
+    else c.extended = !c.extended;
+  }
+  return encodeCommand({ cla: c.cla, ins: c.ins, p1: c.p1, p2: c.p2, data, ne, extended: c.extended });
 }
 
 function contains(a: Uint8Array, needle: Uint8Array): boolean {
@@ -220,7 +242,8 @@ describe('VM sample applet fuzz', () => {
           let cmd: Uint8Array;
           if (mode < 0.12) cmd = r.bytes(r.next() < 0.97 ? r.int(48) : 256 + r.int(1200));
           else if (mode < 0.22) cmd = mutate(r, fromHex(r.pick(COMMON)));
-          else if (mode < 0.35) cmd = fromHex(r.pick(CORPUS[target]));
+          else if (mode < 0.32) cmd = fromHex(r.pick(CORPUS[target]));
+          else if (mode < 0.62) cmd = reshape(r, fromHex(r.pick(CORPUS[target])));
           else cmd = mutate(r, fromHex(r.pick(CORPUS[target])));
           // Cap RSA signing (node:crypto time), whichever applet the command reaches.
           if (cmd.length > 1 && cmd[1] === 0x32 && (signs >= SIGN_BUDGET || (target === 'rsa' && r.next() < 0.9))) cmd[1] = r.pick([0x30, 0x31, 0x33, 0xb2]);
@@ -329,5 +352,31 @@ describe('VM sample applet fuzz', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+  // Found by this fuzz: DELETE left an instance's objects (and every INSTALL its bArray) on the heap, so after about
+  // 250 reinstalls of the PIN applet INSTALL failed with SystemException.NO_TRANSIENT_SPACE.
+  it('DELETE gives an instance\'s and a package\'s memory back; INSTALL keeps no bArray', async () => {
+    const { chip, vm } = vmChip();
+    chip.powerUp();
+    const elf = hex(ASM_SAMPLES.pin.packageAid);
+    // The JCRE's own objects (APDU buffer, exception objects) exist before the baseline is taken.
+    await loadAndInstall(chip, hex(ASM_SAMPLES.echo.packageAid), sampleBlock('echo'), AID.echo);
+    expect(tx(chip, hex(select(AID.echo))).sw).toBe(0x9000);
+    expect(tx(chip, '00FF0000').sw).toBe(0x6d00);
+    expect(tx(chip, hex(select(ISD))).sw).toBe(0x9000);
+    const empty = vm.vm!.heap.usage();
+    await loadAndInstall(chip, elf, sampleBlock('pin'), AID.pin);
+    const installed = vm.vm!.heap.usage();
+    expect(installed.objects).toBeGreaterThan(empty.objects);
+    const sc = await secure(chip);
+    for (let i = 0; i < 400; i++) {
+      expect((await sc.send(apdu(0x80, 0xe4, 0x00, 0x00, '4F' + lv(AID.pin)))).sw).toBe(0x9000);
+      expect((await gpInstall(sc, elf, AID.pin, AID.pin)).sw, `reinstall ${i}`).toBe(0x9000);
+    }
+    expect(vm.vm!.heap.usage()).toEqual(installed);
+    // Deleting the package and its instance frees the static arrays too.
+    expect((await sc.send(apdu(0x80, 0xe4, 0x00, 0x80, '4F' + lv(elf)))).sw).toBe(0x9000);
+    expect(vm.vm!.heap.usage()).toEqual(empty);
+    chip.close();
   });
 });

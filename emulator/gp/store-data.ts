@@ -36,7 +36,17 @@ export function storeData(env: CardEnv, sd: AppEntry, cmd: CommandApdu): Uint8Ar
     if (last) st.personalizing = null;
     const rt = env.runtimeFor(app.elf);
     if (!rt?.processData) throw new IsoError(SW.CONDITIONS_NOT_SATISFIED, `application ${target} cannot receive STORE DATA`);
-    return rt.processData(target, data, Uint8Array.of(cmd.cla, cmd.ins, cmd.p1, cmd.p2));
+    try {
+      return rt.processData(target, data, Uint8Array.of(cmd.cla, cmd.ins, cmd.p1, cmd.p2));
+    } catch (e) {
+      // The applet's writes before its exception persist (JCRE: no transaction) and the SD wrote nothing here, so the
+      // command's unit is committed before the failure aborts it (security-domain.ts atomically).
+      if (e instanceof IsoError && env.store.inTransaction) {
+        env.store.commit();
+        env.store.begin();
+      }
+      throw e;
+    }
   }
   if (format !== 0x02) throw new IsoError(SW.WRONG_DATA, 'a security domain takes STORE DATA as BER-TLV (P1 b5b4 = 10)');
   storeSdData(env, sd, data);

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { CommandApdu, ResponseApdu } from '../apdu.ts';
 import type { AppletContext, AppletRuntime, InstallRequest } from '../applet.ts';
 import { concat, fromHex, hex } from '../bytes.ts';
-import { IsoError, SW } from '../iso.ts';
+import { IsoError, SW, isValidSw } from '../iso.ts';
 import type { ChipProfile } from '../profile.ts';
 import type { ChipStore } from '../store.ts';
 import { PowerLoss } from '../store.ts';
@@ -375,7 +375,10 @@ export function createVmRuntime(opts: VmRuntimeOptions): VmRuntime {
       for (let c: LinkedClass | null = o.cls; c; c = c.superclass)
         if (c.name === ISO_EXCEPTION) {
           const sw = readReason(o) & 0xffff;
-          return sw === 0 ? SW.UNKNOWN : sw;
+          if (isValidSw(sw)) return sw;
+          // Not an ISO 7816 status word (e.g. 0000, C400): 6F00 instead, as the transport could not carry it (docs/vm.md).
+          log(`ISOException reason ${sw.toString(16).padStart(4, '0')} is not a status word: 6F00`);
+          return SW.UNKNOWN;
         }
       log(`uncaught ${o.cls.name}${readReason(o) ? ` (reason ${readReason(o)})` : ''}`);
     }
