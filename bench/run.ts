@@ -1,4 +1,5 @@
-// npm run bench: throughput of the chip in-process, SCP03-wrapped, and the vpcd round trip. Prints a Markdown table.
+// npm run bench: throughput of the chip in-process, SCP03-wrapped, and the vpcd round trip; then the Java Card VM
+// (bench/vm.ts): interpreter loops, sample applets and the predicted-vs-published cycle table. Prints Markdown tables.
 import { cpus, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { openFileStore } from '../emulator/store.ts';
 import { openChip } from '../emulator/card.ts';
 import { fromHex } from '../emulator/bytes.ts';
 import { hostUnwrap, hostWrap, openSecureChannel } from '../emulator/scp03.ts';
+import { benchVm } from './vm.ts';
 
 const KEY = fromHex('404142434445464748494A4B4C4D4E4F');
 
@@ -90,6 +92,13 @@ async function main(): Promise<void> {
   console.log('| measurement | result | target |\n|---|---|---|');
   for (const [a, b, c] of rows) console.log(`| ${a} | ${b} | ${c} |`);
   chip.close();
+
+  // Java Card VM (issue 3): interpreter loops, sample applets, and the predicted-vs-published cycle table.
+  const vm = await benchVm();
+  console.log('\n### Java Card VM (issue 3)\n');
+  console.log('| measurement | result | target |\n|---|---|---|');
+  for (const [a, b, c] of vm.rows) console.log(`| ${a} | ${b} | ${c} |`);
+  console.log(`\n${vm.cycleTable}`);
 }
 
 await main();

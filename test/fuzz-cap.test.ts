@@ -1,10 +1,10 @@
 // Fuzz (issue 3): 10 000 seeded mutants of the four sample CAP files (byte flips, truncations, inserted and deleted
-// bytes, component size lies, swapped/dropped/duplicated components, components taken from another sample, lies in
-// the C4 load file wrapper), each sent through GP INSTALL [for load] + LOAD under SCP03 — the card's real APDU path.
-// A refused LOAD answers a GP/ISO error (6A80 for a malformed CAP) and changes nothing on the chip: not a single
-// persistent write, the same registry, no linked unit. An accepted mutant is installed, selected on a logical channel
-// and sent commands: only valid status words. It is then deleted, which must restore the registry. The host never
-// throws and nothing logs an internal error (a JS exception caught at the card boundary).
+// bytes, bytes of the Method component, component size lies, swapped/dropped/duplicated components, components taken
+// from another sample, lies in the C4 load file wrapper), each sent through GP INSTALL [for load] + LOAD under SCP03 —
+// the card's real APDU path. A refused LOAD answers a GP/ISO error (6A80 for a malformed CAP) and changes nothing on
+// the chip: not a single persistent write, the same registry, no linked unit. An accepted mutant is installed,
+// selected on a logical channel and sent commands: only valid status words. It is then deleted, which must restore
+// the registry. The host never throws and nothing logs an internal error (a JS exception caught at the card boundary).
 //
 // The VM runtime here has a bytecode budget of 1 M per command instead of the chip's 200 M, so that a mutant whose
 // loop no longer ends answers 6F00 in milliseconds; everything else is the chip's default wiring.
@@ -64,7 +64,7 @@ const join = (cs: Component[]): Uint8Array => concat(...cs.map((c) => c.bytes));
 /** One mutation of a block; `pristine` gives the other samples' components for swaps. Returns the kind's name too. */
 function mutateBlock(r: Rng, block: Uint8Array, pristine: Record<SampleName, Component[]>): { block: Uint8Array; kind: string } {
   const cs = components(block);
-  const k = r.int(12);
+  const k = r.int(13);
   const at = () => r.int(block.length);
   switch (k) {
     case 0: {
@@ -130,6 +130,15 @@ function mutateBlock(r: Rng, block: Uint8Array, pristine: Record<SampleName, Com
       }
       cs[i] = { tag: cs[i].tag, bytes: c };
       return { block: join(cs), kind: `inside component ${cs[i].tag}` };
+    }
+    case 11: {
+      // Bytecode: 1–2 bytes of the Method component (tag 7) changed, so that code the verifier lets through runs oddly.
+      const i = cs.findIndex((c) => c.tag === 7 && c.bytes.length > 3);
+      if (i < 0) return { block: block.slice(0, -1), kind: 'truncation' }; // (after an earlier mutation: no Method left)
+      const c = cs[i].bytes.slice();
+      for (let n = 1 + r.int(2); n > 0; n--) c[3 + r.int(c.length - 3)] = r.next() < 0.5 ? r.int(256) : c[3 + r.int(c.length - 3)];
+      cs[i] = { tag: 7, bytes: c };
+      return { block: join(cs), kind: 'bytecode' };
     }
     default: {
       // Several of the above.
@@ -209,7 +218,10 @@ describe('CAP LOAD fuzz', () => {
         expect(isValidSw(ins.sw)).toBe(true);
         if (ins.sw === 0x9000) {
           installed++;
-          const cmds = [apdu(0x00, 0x70, 0x00, 0x01, ''), apdu(0x01, 0xa4, 0x04, 0x00, mod), ...COMMANDS[name].map((c) => '01' + c.slice(2)), '00708001'];
+          // The sample's commands, then a few with a random INS of that sample, P1-P2 and data (malformed code paths).
+          const insCodes = [...new Set(COMMANDS[name].map((c) => parseInt(c.slice(2, 4), 16)))];
+          const extra = Array.from({ length: 4 }, () => apdu(0x01, r.pick(insCodes), r.int(3), r.int(3), hex(r.bytes(r.int(12))), r.pick([0, 1, 2, 256])));
+          const cmds = [apdu(0x00, 0x70, 0x00, 0x01, ''), apdu(0x01, 0xa4, 0x04, 0x00, mod), ...COMMANDS[name].map((c) => '01' + c.slice(2)), ...extra, '00708001'];
           for (const c of cmds) {
             const resp = chip.transmit(fromHex(c));
             expect(resp.length).toBeGreaterThanOrEqual(2);

@@ -278,7 +278,7 @@ describe('VM sample applet fuzz', () => {
             const sc = await secure(chip);
             expect((await sc.send(apdu(0x80, 0xe4, 0x00, 0x00, '4F' + lv(AID.pin)))).sw).toBe(0x9000);
             const ins = await gpInstall(sc, hex(ASM_SAMPLES.pin.packageAid), AID.pin, AID.pin);
-            expect(ins.sw, logs.slice(-3).join(" / ")).toBe(0x9000);
+            expect(ins.sw, logs.slice(-3).join(' / ')).toBe(0x9000);
             pin.reinstalled();
             reinstalls++;
             expect(readTries()).toBe(3);
