@@ -136,7 +136,7 @@ function main(argv: string[]): number {
     } else only.push(a);
   }
   if (!existsSync(join(api, 'javacard', 'framework', 'Applet.class'))) {
-    console.error(`build: no API stub classes in ${relative(ROOT, api) || api}: run \`npm run build:api\` first`);
+    console.error(`build: no API stub classes in ${api}: run \`npm run build:api\` first`);
     return 1;
   }
   let samples: Sample[];

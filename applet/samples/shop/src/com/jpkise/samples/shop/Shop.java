@@ -5,7 +5,7 @@
  *           the new balance (2 bytes). The wallet's own errors pass through (6A80 price not positive, 6985 balance
  *           too low).
  *   INS 62: returns WalletInterface.balance() (2 bytes).
- *   Both: 6A88 when the wallet is not installed, 6985 when it refuses to share its interface.
+ *   Both: 6A88 when the wallet is not installed, 6982 when it refuses to share its interface.
  *   Other INS: 6D00.
  */
 package com.jpkise.samples.shop;
@@ -65,7 +65,7 @@ public class Shop extends Applet {
         apdu.setOutgoingAndSend((short) 0, (short) 2);
     }
 
-    /** The wallet's Shareable interface object; 6A88 when no wallet is installed, 6985 when it refuses. */
+    /** The wallet's Shareable interface object; 6A88 when no wallet is installed, 6982 when it refuses. */
     private WalletInterface wallet() {
         AID aid = JCSystem.lookupAID(WALLET_AID, (short) 0, (byte) WALLET_AID.length);
         if (aid == null) {
@@ -73,7 +73,7 @@ public class Shop extends Applet {
         }
         Shareable sio = JCSystem.getAppletShareableInterfaceObject(aid, (byte) 0);
         if (sio == null) {
-            ISOException.throwIt(ISO7816.SW_CONDITIONS_NOT_SATISFIED);
+            ISOException.throwIt(ISO7816.SW_SECURITY_STATUS_NOT_SATISFIED);
         }
         return (WalletInterface) sio;
     }
