@@ -217,7 +217,15 @@ export function linkPackage(cap: CapPackage, opts: LinkOptions): LinkUnit {
       if (!publicVirtuals[t] && t < e.publicMethodTableBase + e.publicVirtualMethodTable.length)
         throw new LinkError(`${where}: public virtual method token ${t} has no method in the class or its superclasses`);
     const interfaces = new Set<LinkedClass>(sup.interfaces);
-    const interfaceMethods = new Map(sup.interfaceMethods);
+    // Interfaces inherited from the superclass dispatch through this class's method table, so that an override here
+    // replaces the superclass's method (a class_info need not repeat its superclasses' interfaces, JCVM §6.8.2).
+    const interfaceMethods = new Map<LinkedClass, (LinkedMethod | undefined)[]>();
+    for (const [iface, methods] of sup.interfaceMethods) {
+      interfaceMethods.set(iface, methods.map((m) => {
+        const t = m ? sup.publicVirtuals.indexOf(m) : -1;
+        return t >= 0 ? publicVirtuals[t] : m;
+      }));
+    }
     e.interfaces.forEach((impl, i) => {
       const iface = classRef(impl.iface, `${where}, interface ${i}`);
       if (!iface.isInterface) throw new LinkError(`${where}: interface ${i} (${iface.name}) is a class`);

@@ -10,6 +10,7 @@ import { apiPackages } from './api-table.ts';
 import type { ExportedClass, ExportedField, ExportedMethod, ExportedPackage } from './api-table.ts';
 import { AsmError, parseSource, splitMethodSig } from './asm-syntax.ts';
 import type { AsmClass, AsmField, AsmInsn, AsmMethod, AsmModule } from './asm-syntax.ts';
+export type { AsmCatch, AsmClass, AsmInit, AsmField, AsmInsn, AsmItem, AsmMethod, AsmModule } from './asm-syntax.ts';
 import { byteBuilder } from './bin.ts';
 import { encodeHandlers } from './write.ts';
 
@@ -114,6 +115,30 @@ export function assemble(source: string, opts: AssembleOptions = {}): { pkg: Cap
   const file = opts.file ?? '<jcasm>';
   const mod = parseSource(source, file);
   return new Assembler(mod, file, opts.libraries ?? []).run();
+}
+
+/**
+ * Lays out an already-built package description (the tree parseSource makes from text): the class-file converter
+ * (applet/converter/convert.ts) builds this tree from javac output and shares the token and layout machinery here.
+ */
+export function assembleModule(mod: AsmModule, opts: AssembleOptions = {}): { pkg: CapPackage; library?: AssembledLibrary } {
+  return new Assembler(mod, opts.file ?? '<converter>', opts.libraries ?? []).run();
+}
+
+/** Encoded size in bytes of one instruction as emitInsn writes it (switches: by their operand count). */
+export function asmInsnSize(insn: AsmInsn): number {
+  const op = BY_MNEMONIC.get(insn.mnemonic);
+  if (!op) throw new AsmError('<jcasm>', insn.line, `unknown instruction ${insn.mnemonic}`);
+  const fixed = OPERAND_BYTES[op.operands];
+  if (fixed >= 0) return 1 + fixed;
+  const n = insn.args.length - (op.operands === 'sw_stable' || op.operands === 'sw_itable' ? 2 : 1);
+  if (n < 0) throw new AsmError('<jcasm>', insn.line, `${insn.mnemonic} needs its default label${op.operands.endsWith('table') ? ' and low value' : ''}`);
+  switch (op.operands) {
+    case 'sw_stable': return 7 + 2 * n;
+    case 'sw_itable': return 11 + 2 * n;
+    case 'sw_slookup': return 5 + 4 * n;
+    default: return 5 + 6 * n;
+  }
 }
 
 /** Holds the state of one assembly (the name tables fill in as passes run). */
@@ -727,17 +752,12 @@ class Assembler {
   }
 
   private insnSize(insn: AsmInsn): number {
-    const op = BY_MNEMONIC.get(insn.mnemonic);
-    if (!op) this.fail(insn.line, `unknown instruction ${insn.mnemonic}`);
-    const fixed = OPERAND_BYTES[op.operands];
-    if (fixed >= 0) return 1 + fixed;
-    const n = insn.args.length - (op.operands === 'sw_stable' || op.operands === 'sw_itable' ? 2 : 1);
-    if (n < 0) this.fail(insn.line, `${insn.mnemonic} needs its default label${op.operands.endsWith('table') ? ' and low value' : ''}`);
-    switch (op.operands) {
-      case 'sw_stable': return 7 + 2 * n;
-      case 'sw_itable': return 11 + 2 * n;
-      case 'sw_slookup': return 5 + 4 * n;
-      default: return 5 + 6 * n;
+    if (!BY_MNEMONIC.has(insn.mnemonic)) this.fail(insn.line, `unknown instruction ${insn.mnemonic}`);
+    try {
+      return asmInsnSize(insn);
+    } catch (e) {
+      if (e instanceof AsmError) this.fail(insn.line, e.message.replace(/^<jcasm>:\d+: /, ''));
+      throw e;
     }
   }
 
