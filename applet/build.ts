@@ -1,20 +1,31 @@
 // Compiles the Java Card sample applets (applet/samples/<name>/src) with javac against the API stub classes
-// (build/api-classes, made by `npm run build:api`), one javac run per sample, into build/classes/<name>/.
+// (build/api-classes, made by `npm run build:api`), one javac run per sample, into build/classes/<name>/, then converts
+// each sample's class files (applet/converter/convert.ts) into build/cap/<name>.cap (the Load File Data Block GP LOAD
+// takes) and build/cap/<name>.jar (the JAR form of JCVM §6.1.1).
 // The samples, their packages and AIDs are listed in applet/samples/samples.json; a sample that uses another one's
 // Shareable interface (shop → wallet) compiles with that sample's classes on its class path, so samples build in
-// dependency order. javac errors are reported as `file:line: message`, with paths relative to the repository.
+// dependency order, and the used sample's export data is on the converter's export path. javac and converter errors
+// are reported as `file:line: message`, with paths relative to the repository.
 //
-//   npx tsx applet/build.ts [--api DIR] [--out DIR] [sample ...]     (npm run build:applets)
+//   npx tsx applet/build.ts [--api DIR] [--out DIR] [--cap DIR] [sample ...]     (npm run build:applets)
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fromHex } from '../emulator/bytes.ts';
+import type { AssembledLibrary } from '../emulator/vm/cap/asm.ts';
+import { writeCapJar, writeLoadFileDataBlock } from '../emulator/vm/cap/write.ts';
+import { readClassFile } from './converter/classfile.ts';
+import type { ClassFile } from './converter/classfile.ts';
+import { convertPackage } from './converter/convert.ts';
+import type { ConvertResult, Diagnostic as ConvertDiagnostic } from './converter/convert.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(HERE, '..');
 export const SAMPLES_DIR = join(HERE, 'samples');
 export const DEFAULT_API_CLASSES = join(ROOT, 'build', 'api-classes');
 export const DEFAULT_OUT = join(ROOT, 'build', 'classes');
+export const DEFAULT_CAP_OUT = join(ROOT, 'build', 'cap');
 
 export interface SampleApplet {
   class: string;
@@ -122,16 +133,125 @@ export function compileSample(
   return { sample: sample.name, ok: r.status === 0, outDir, sources, diagnostics: parseJavacOutput(output), output };
 }
 
+/** The class files of the sample's package in its javac output directory, sorted by file name. */
+export function sampleClasses(sample: Sample, classesRoot = DEFAULT_OUT): ClassFile[] {
+  const dir = join(classesRoot, sample.name, ...sample.package.split('.'));
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.class')).sort() : [];
+  return files.map((f) => readClassFile(readFileSync(join(dir, f)), relative(ROOT, join(dir, f))));
+}
+
+/** "1.0" → [1, 0]. */
+export function parseVersion(v: string): [number, number] {
+  const m = /^(\d{1,3})\.(\d{1,3})$/.exec(v);
+  if (!m || Number(m[1]) > 255 || Number(m[2]) > 255) throw new Error(`version ${v} is not major.minor (0..255 each)`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+/**
+ * Converts a sample's class files with its package and applet AIDs from samples.json; `libraries` holds the export
+ * data of already converted samples (by name), and the ones the sample uses go on the export path in its `uses` order.
+ */
+export function convertSample(sample: Sample, classes: ClassFile[], libraries: ReadonlyMap<string, AssembledLibrary>): ConvertResult {
+  const exportPath: AssembledLibrary[] = [];
+  for (const u of sample.uses) {
+    const lib = libraries.get(u);
+    if (!lib) return { diagnostics: [{ severity: 'error', class: sample.package, message: `sample ${u} (used by ${sample.name}) exports nothing or was not converted first` }] };
+    exportPath.push(lib);
+  }
+  return convertPackage(classes, {
+    packageAid: fromHex(sample.packageAid),
+    version: parseVersion(sample.version),
+    applets: sample.applets.map((a) => ({ className: a.class, aid: fromHex(a.aid) })),
+    exportPath,
+  });
+}
+
+/**
+ * A converter diagnostic as `file:line: severity: message`: the file is the class's SourceFile under the sample's
+ * source folder (relative to the repository), the line its source line (none when unknown).
+ */
+export function formatConvertDiagnostic(d: ConvertDiagnostic, classes: readonly ClassFile[], srcRoot: string): string {
+  const cls = classes.find((c) => c.thisClass.replace(/\//g, '.') === d.class);
+  const pkgPath = d.class.includes('.') ? d.class.slice(0, d.class.lastIndexOf('.')).split('.') : [];
+  const file = cls?.sourceFile ? relative(ROOT, join(srcRoot, ...pkgPath, cls.sourceFile)) : `${d.class.replace(/\./g, '/')}.class`;
+  const where = d.method ? ` in ${d.method}` : d.field ? ` in field ${d.field}` : '';
+  return `${file}${d.line !== undefined ? `:${d.line}` : ''}: ${d.severity}: ${d.message}${where}`;
+}
+
+export interface SampleBuild {
+  sample: string;
+  compile: CompileResult;
+  /** Present when javac succeeded. */
+  convert?: ConvertResult;
+  /** The converter's diagnostics as `file:line: severity: message`. */
+  messages: string[];
+  /** The Load File Data Block (what build/cap/<name>.cap holds), when the conversion succeeded. */
+  block?: Uint8Array;
+  capPath?: string;
+  jarPath?: string;
+  ok: boolean;
+}
+
+export interface BuildOptions {
+  apiClasses?: string;
+  classesRoot?: string;
+  capRoot?: string;
+  samplesDir?: string;
+}
+
+/**
+ * javac + conversion of one sample; writes capRoot/<name>.cap and capRoot/<name>.jar and records its export data in
+ * `libraries` for the samples that use it.
+ */
+export function buildSample(sample: Sample, libraries: Map<string, AssembledLibrary>, opts: BuildOptions = {}): SampleBuild {
+  const classesRoot = opts.classesRoot ?? DEFAULT_OUT;
+  const capRoot = opts.capRoot ?? DEFAULT_CAP_OUT;
+  const samplesDir = opts.samplesDir ?? SAMPLES_DIR;
+  const compile = compileSample(sample, opts.apiClasses ?? DEFAULT_API_CLASSES, classesRoot, samplesDir);
+  if (!compile.ok) return { sample: sample.name, compile, messages: [], ok: false };
+  let classes: ClassFile[];
+  try {
+    classes = sampleClasses(sample, classesRoot);
+  } catch (e) {
+    return { sample: sample.name, compile, messages: [`${(e as Error).message}`], ok: false };
+  }
+  const convert = convertSample(sample, classes, libraries);
+  const messages = convert.diagnostics.map((d) => formatConvertDiagnostic(d, classes, join(samplesDir, sample.name, 'src')));
+  if (!convert.pkg) return { sample: sample.name, compile, convert, messages, ok: false };
+  if (convert.library) libraries.set(sample.name, convert.library);
+  const block = writeLoadFileDataBlock(convert.pkg);
+  mkdirSync(capRoot, { recursive: true });
+  const capPath = join(capRoot, `${sample.name}.cap`);
+  const jarPath = join(capRoot, `${sample.name}.jar`);
+  writeFileSync(capPath, block);
+  writeFileSync(jarPath, writeCapJar(convert.pkg, sample.package));
+  return { sample: sample.name, compile, convert, messages, block, capPath, jarPath, ok: true };
+}
+
+/** Builds the given samples (default: all) in dependency order; stops at the first failure. */
+export function buildSamples(samples: Sample[] = loadSamples(), opts: BuildOptions = {}): SampleBuild[] {
+  const libraries = new Map<string, AssembledLibrary>();
+  const out: SampleBuild[] = [];
+  for (const s of samples) {
+    const r = buildSample(s, libraries, opts);
+    out.push(r);
+    if (!r.ok) break;
+  }
+  return out;
+}
+
 function main(argv: string[]): number {
   let api = DEFAULT_API_CLASSES;
   let out = DEFAULT_OUT;
+  let cap = DEFAULT_CAP_OUT;
   const only: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--api') api = resolve(argv[++i] ?? '');
     else if (a === '--out') out = resolve(argv[++i] ?? '');
+    else if (a === '--cap') cap = resolve(argv[++i] ?? '');
     else if (a.startsWith('-')) {
-      console.error(`build: unknown option ${a} (usage: tsx applet/build.ts [--api DIR] [--out DIR] [sample ...])`);
+      console.error(`build: unknown option ${a} (usage: tsx applet/build.ts [--api DIR] [--out DIR] [--cap DIR] [sample ...])`);
       return 2;
     } else only.push(a);
   }
@@ -160,22 +280,33 @@ function main(argv: string[]): number {
   };
   (only.length ? only : samples.map((s) => s.name)).forEach(want);
 
+  const libraries = new Map<string, AssembledLibrary>();
   let failed = 0;
   for (const s of samples.filter((x) => wanted.has(x.name))) {
     const started = performance.now();
-    const r = compileSample(s, api, out);
-    if (r.ok) {
-      const ms = (performance.now() - started).toFixed(0);
-      console.log(`build: ${s.name}: ${r.sources.length} source(s) → ${relative(ROOT, r.outDir)} (${ms} ms)`);
-      for (const d of r.diagnostics) console.warn(`  ${d.file}:${d.line}: ${d.kind}: ${d.message}`);
-      continue;
+    const r = buildSample(s, libraries, { apiClasses: api, classesRoot: out, capRoot: cap });
+    const c = r.compile;
+    if (!c.ok) {
+      failed++;
+      console.error(`build: ${s.name}: javac failed`);
+      for (const d of c.diagnostics) console.error(`  ${d.file}:${d.line}: ${d.kind}: ${d.message}`);
+      console.error(c.output.replace(/^/gm, '  | ').trimEnd());
+      // Samples using a failed one cannot compile; stop here rather than report follow-on errors.
+      break;
     }
-    failed++;
-    console.error(`build: ${s.name}: javac failed`);
-    for (const d of r.diagnostics) console.error(`  ${d.file}:${d.line}: ${d.kind}: ${d.message}`);
-    console.error(r.output.replace(/^/gm, '  | ').trimEnd());
-    // Samples using a failed one cannot compile; stop here rather than report follow-on errors.
-    break;
+    for (const d of c.diagnostics) console.warn(`  ${d.file}:${d.line}: ${d.kind}: ${d.message}`);
+    if (!r.ok) {
+      failed++;
+      console.error(`build: ${s.name}: conversion failed`);
+      for (const m of r.messages) console.error(`  ${m}`);
+      break;
+    }
+    const ms = (performance.now() - started).toFixed(0);
+    console.log(
+      `build: ${s.name}: ${c.sources.length} source(s) → ${relative(ROOT, c.outDir)} → ${relative(ROOT, r.capPath!)} ` +
+        `(${r.block!.length} bytes) + ${relative(ROOT, r.jarPath!)} (${ms} ms)`,
+    );
+    for (const m of r.messages) console.warn(`  ${m}`);
   }
   return failed ? 1 : 0;
 }

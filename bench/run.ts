@@ -1,5 +1,6 @@
 // npm run bench: throughput of the chip in-process, SCP03-wrapped, and the vpcd round trip; then the Java Card VM
-// (bench/vm.ts): interpreter loops, sample applets and the predicted-vs-published cycle table. Prints Markdown tables.
+// (bench/vm.ts): interpreter loops, sample applets and the predicted-vs-published cycle table; then the conversion time
+// of the Java Card samples (bench/convert.ts). Prints Markdown tables.
 import { cpus, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { openChip } from '../emulator/card.ts';
 import { fromHex } from '../emulator/bytes.ts';
 import { hostUnwrap, hostWrap, openSecureChannel } from '../emulator/scp03.ts';
 import { benchVm } from './vm.ts';
+import { benchConvert, printConvertBench } from './convert.ts';
 
 const KEY = fromHex('404142434445464748494A4B4C4D4E4F');
 
@@ -99,6 +101,8 @@ async function main(): Promise<void> {
   console.log('| measurement | result | target |\n|---|---|---|');
   for (const [a, b, c] of vm.rows) console.log(`| ${a} | ${b} | ${c} |`);
   console.log(`\n${vm.cycleTable}`);
+
+  printConvertBench(benchConvert());
 }
 
 await main();

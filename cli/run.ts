@@ -9,6 +9,7 @@ import { chipInfo, chipNew } from './chip.ts';
 import { VM_REPORT_HELP, VM_REPORT_OPTIONS } from './vm-report.ts';
 import { asmCommand } from './asm.ts';
 import { capInfo } from './cap.ts';
+import { convertCommand } from './convert.ts';
 
 interface Leaf {
   path: string[];
@@ -140,6 +141,48 @@ Options:
   options: { out: { type: 'string' }, jar: { type: 'boolean' }, lib: { type: 'string', multiple: true } },
   positionals: { min: 1, max: 1, what: 'source file (.jca)' },
   run: (v, p, io) => asmCommand(v, p, io),
+};
+
+const CONVERT: Leaf = {
+  path: ['convert'],
+  summary: 'convert javac class files of a package into a CAP file',
+  help: `Usage: jpki-se convert --classdir DIR --package NAME --package-aid AID --version MAJ.MIN
+                       [--applet CLASS=AID]... [--out DIR] [--exportpath PATH]... [--jar]
+                       [--format 2.1|2.2]
+
+Converts the class files of one Java package (javac -source 8 -target 8 against the
+Java Card API stubs, docs/cli.md) into a CAP file: DIR/<package as path>/*.class are
+read, checked against the Java Card language subset, translated and laid out, and the
+CAP written is read back and verified as the card does at LOAD. Writes
+OUT/<last package name segment>.cap, and OUT/<segment>.exp when the package exports
+Shareable interfaces, for packages converted later with --exportpath.
+Problems are listed as "File.java:line: error: Class.method: what", exit 1.
+
+Options:
+  --classdir DIR        root of javac's output (-d DIR)
+  --package NAME        the package to convert, dotted (com.example.wallet)
+  --package-aid AID     package AID, 5 to 16 bytes in hex
+  --version MAJ.MIN     package version (e.g. 1.0)
+  --applet CLASS=AID    an applet class (simple or dotted name) and its AID; repeat
+  --out DIR             where to write the CAP and export files (default .)
+  --exportpath PATH     an export file (.exp) of a package this one imports, or a folder
+                        searched for them; repeat. The Java Card API needs none.
+  --jar                 write the CAP as a JAR (JCVM 6.1.1) instead of a Load File Data Block
+  --format 2.1|2.2      CAP and export file format (default 2.1)
+  -h, --help            show this help`,
+  options: {
+    classdir: { type: 'string' },
+    package: { type: 'string' },
+    'package-aid': { type: 'string' },
+    version: { type: 'string' },
+    applet: { type: 'string', multiple: true },
+    out: { type: 'string' },
+    exportpath: { type: 'string', multiple: true },
+    jar: { type: 'boolean' },
+    format: { type: 'string' },
+  },
+  positionals: NONE,
+  run: (v, _p, io) => convertCommand(v, io),
 };
 
 const CAP_INFO: Leaf = {
@@ -339,7 +382,7 @@ const GROUPS: Group[] = [
   { name: 'gp', summary: 'GlobalPlatform card management over SCP03', leaves: [GP_LIST, GP_INFO, GP_PUT_KEY, GP_DELETE, GP_INSTALL, GP_LOAD, GP_SET_STATUS] },
   { name: 'cap', summary: 'inspect CAP files', leaves: [CAP_INFO] },
 ];
-const TOP_LEAVES: Leaf[] = [APDU, ASM];
+const TOP_LEAVES: Leaf[] = [APDU, ASM, CONVERT];
 
 /** Every command, for tests and docs. */
 export const COMMANDS: string[][] = [...GROUPS.flatMap((g) => g.leaves.map((l) => l.path)), ...TOP_LEAVES.map((l) => l.path)];
