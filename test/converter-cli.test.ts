@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../cli/run.ts';
 import type { Io } from '../cli/io.ts';
-import { hex } from '../emulator/bytes.ts';
+import { fromHex, hex } from '../emulator/bytes.ts';
 import { readCapFile } from '../emulator/cap-reader.ts';
 import { apiPackages } from '../emulator/vm/cap/api-table.ts';
 import type { ExportedPackage } from '../emulator/vm/cap/api-table.ts';
@@ -18,7 +18,6 @@ import { verifyCapPackage } from '../emulator/vm/cap/verify.ts';
 import { ExportFileError, readExportFile, writeExportFile } from '../applet/converter/export-file.ts';
 import { readClassFile } from '../applet/converter/classfile.ts';
 import { convertPackage } from '../applet/converter/convert.ts';
-import { fromHex } from '../emulator/bytes.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const API_CLASSES = join(ROOT, 'build/api-classes');
