@@ -4,10 +4,10 @@
 // through a vpcd-side client in listen mode. The real-pcscd path is not repeated here: the Debian vpcd configuration
 // exposes two slots (TCP 35963 and 35964), which test/vm-samples.test.ts and test/pcsc.test.ts already use.
 // Without javac the tests are skipped unless JPKI_REQUIRE_JDK=1.
+import { vpcdPeer } from './helpers/vpcd-peer.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
-import type { Socket } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -229,42 +229,6 @@ describe.skipIf(SKIP)('samples: installed through the ISD under SCP03, answering
     expect(tx(chip, '0060000002000100').sw).toBe(0x6982);
   }, 60_000);
 });
-
-/** The vpcd end of a TCP connection (2-byte big-endian length framing), independent of vicc.ts. */
-function vpcdPeer(socket: Socket) {
-  let buf = Buffer.alloc(0);
-  const frames: Uint8Array[] = [];
-  const waiting: ((f: Uint8Array) => void)[] = [];
-  socket.on('data', (chunk: Buffer) => {
-    buf = Buffer.concat([buf, chunk]);
-    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-      const f = new Uint8Array(buf.subarray(2, 2 + buf.readUInt16BE(0)));
-      buf = buf.subarray(2 + f.length);
-      const w = waiting.shift();
-      if (w) w(f);
-      else frames.push(f);
-    }
-  });
-  socket.on('error', () => {});
-  const send = (payload: Uint8Array) => {
-    const head = Buffer.alloc(2);
-    head.writeUInt16BE(payload.length);
-    socket.write(Buffer.concat([head, payload]));
-  };
-  const reply = () =>
-    new Promise<Uint8Array>((resolve) => {
-      const f = frames.shift();
-      if (f) resolve(f);
-      else waiting.push(resolve);
-    });
-  return {
-    send,
-    ask: async (payload: string | Uint8Array) => {
-      send(typeof payload === 'string' ? fromHex(payload) : payload);
-      return hex(await reply());
-    },
-  };
-}
 
 describe.skipIf(SKIP)('samples: the converted echo applet through vpcd (listen mode)', () => {
   it('a vpcd-side client dials the listening vicc: power on, ATR, SELECT, echo, 00..10, 6D00', async () => {

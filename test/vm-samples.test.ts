@@ -1,10 +1,10 @@
 // The four sample applets (test/fixtures/asm) end to end: GP LOAD/INSTALL under SCP03 on a chip with the VM, their
 // APDUs in-process, the echo sample through a vpcd-side TCP client (listen mode) and through the real pcscd, and the
 // determinism of the cycle reports (same chip state + same APDUs ⇒ identical counts).
+import { vpcdPeer } from './helpers/vpcd-peer.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
-import type { Socket } from 'node:net';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -171,46 +171,6 @@ function privateComponents(vm: VmRuntime): Uint8Array[] {
 
 // ---------------------------------------------------------------------------------------------------------------
 // vpcd transport
-
-/** The vpcd end of a TCP connection: 2-byte big-endian length framing, parsed here independently of vicc.ts. */
-function vpcdPeer(socket: Socket) {
-  let buf = Buffer.alloc(0);
-  const frames: Uint8Array[] = [];
-  const waiting: ((f: Uint8Array) => void)[] = [];
-  socket.on('data', (chunk: Buffer) => {
-    buf = Buffer.concat([buf, chunk]);
-    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-      const f = new Uint8Array(buf.subarray(2, 2 + buf.readUInt16BE(0)));
-      buf = buf.subarray(2 + f.length);
-      const w = waiting.shift();
-      if (w) w(f);
-      else frames.push(f);
-    }
-  });
-  socket.on('error', () => {});
-  const send = (payload: Uint8Array) => {
-    const head = Buffer.alloc(2);
-    head.writeUInt16BE(payload.length);
-    socket.write(Buffer.concat([head, payload]));
-  };
-  const reply = () =>
-    new Promise<Uint8Array>((resolve, reject) => {
-      const f = frames.shift();
-      if (f) return resolve(f);
-      const timer = setTimeout(() => reject(new Error('no reply within 5 s')), 5000);
-      waiting.push((g) => {
-        clearTimeout(timer);
-        resolve(g);
-      });
-    });
-  return {
-    send,
-    ask: async (payload: string | Uint8Array) => {
-      send(typeof payload === 'string' ? fromHex(payload) : payload);
-      return hex(await reply());
-    },
-  };
-}
 
 describe('the echo sample through vpcd', () => {
   it('a vpcd-side client dials the listening vicc: power on, ATR, SELECT, echo', async () => {
