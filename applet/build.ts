@@ -76,6 +76,20 @@ export function javaSources(dir: string): string[] {
   return out;
 }
 
+/** Compiles the API stubs (applet/api/src) into dir with the command of `npm run build:api`; throws with javac's output. */
+export function compileApi(dir: string): string {
+  const r = spawnSync('javac', ['-source', '8', '-target', '8', '-bootclasspath', '', '-Xlint:-options', '-encoding', 'UTF-8', '-d', dir,
+    ...javaSources(join(ROOT, 'applet', 'api', 'src'))], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`javac of the API stubs failed:\n${r.stdout}${r.stderr}`);
+  return dir;
+}
+
+/** The API stub classes: the repository's build when present, else compiled into work (never written into build/). */
+export function apiClassesIn(work: string): string {
+  if (existsSync(join(DEFAULT_API_CLASSES, 'javacard', 'framework', 'Applet.class'))) return DEFAULT_API_CLASSES;
+  return compileApi(join(work, 'api-classes'));
+}
+
 /** The javac options of applet/api/README.md: Java 8 class files, the API stubs as the only platform classes. */
 export function javacOptions(apiClasses: string, classPath: string[]): string[] {
   const opts = ['-source', '8', '-target', '8', '-bootclasspath', apiClasses, '-Xlint:-options', '-encoding', 'UTF-8', '-g'];

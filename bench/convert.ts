@@ -3,11 +3,11 @@
 // convertPackage with the sample's AIDs and export path, and write the Load File Data Block. The median and range of
 // the N timed runs are reported, after warm-up runs. bench/run.ts prints these rows; `tsx bench/convert.ts` alone too.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ROOT, compileSample, convertSample, javaSources, loadSamples } from '../applet/build.ts';
+import { apiClassesIn, compileSample, convertSample, loadSamples } from '../applet/build.ts';
 import { readClassFile } from '../applet/converter/classfile.ts';
 import type { AssembledLibrary } from '../emulator/vm/cap/asm.ts';
 import { writeLoadFileDataBlock } from '../emulator/vm/cap/write.ts';
@@ -30,13 +30,7 @@ export function benchConvert(runs = RUNS, warmup = WARMUP): ConvertBenchResults 
   if (spawnSync('javac', ['-version']).status !== 0) return { rows: [], skipped: 'javac not found on PATH' };
   const work = mkdtempSync(join(tmpdir(), 'jpki-bench-convert-'));
   try {
-    let api = join(ROOT, 'build/api-classes');
-    if (!existsSync(join(api, 'javacard/framework/Applet.class'))) {
-      api = join(work, 'api-classes');
-      const r = spawnSync('javac', ['-source', '8', '-target', '8', '-bootclasspath', '', '-Xlint:-options', '-encoding', 'UTF-8', '-d', api,
-        ...javaSources(join(ROOT, 'applet/api/src'))], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`javac of the API stubs failed:\n${r.stdout}${r.stderr}`);
-    }
+    const api = apiClassesIn(work);
     const rows: [string, string, string][] = [];
     const libraries = new Map<string, AssembledLibrary>();
     for (const s of loadSamples()) {

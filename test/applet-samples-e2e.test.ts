@@ -20,7 +20,7 @@ import { openMemoryStore } from '../emulator/store.ts';
 import { Ctrl, listenForVpcd } from '../emulator/transport/vicc.ts';
 import { readCapFile } from '../emulator/cap-reader.ts';
 import { parseCapPackage } from '../emulator/vm/cap/parse.ts';
-import { ROOT, buildSample, buildSamples, javaSources, loadSamples } from '../applet/build.ts';
+import { ROOT, apiClassesIn, buildSample, buildSamples, loadSamples } from '../applet/build.ts';
 import type { Sample, SampleBuild } from '../applet/build.ts';
 import { ISD, secure, tx } from './helpers/chip.ts';
 import { gpInstall, gpLoad, loadAndInstall, lv, vmChip } from './helpers/vm-chip.ts';
@@ -44,14 +44,7 @@ const block = (n: string): Uint8Array => builds.find((b) => b.sample === n)!.blo
 beforeAll(() => {
   if (SKIP) return;
   work = mkdtempSync(join(tmpdir(), 'jpki-samples-e2e-'));
-  // The API stub classes: the repository's build when present, else compiled here (never written into build/).
-  let api = join(ROOT, 'build/api-classes');
-  if (!existsSync(join(api, 'javacard/framework/Applet.class'))) {
-    api = join(work, 'api-classes');
-    const r = spawnSync('javac', ['-source', '8', '-target', '8', '-bootclasspath', '', '-Xlint:-options', '-encoding', 'UTF-8', '-d', api,
-      ...javaSources(join(ROOT, 'applet/api/src'))], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`javac of the API stubs failed:\n${r.stdout}${r.stderr}`);
-  }
+  const api = apiClassesIn(work);
   builds = buildSamples(samples, { apiClasses: api, classesRoot: join(work, 'classes'), capRoot: join(work, 'cap') });
 }, 180_000);
 

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { compileSample, javaSources, loadSamples, parseJavacOutput, type CompileResult, type Sample } from '../applet/build.ts';
+import { compileApi, compileSample, javaSources, loadSamples, parseJavacOutput, type CompileResult, type Sample } from '../applet/build.ts';
 
 const HAVE_JDK = spawnSync('javac', ['-version'], { encoding: 'utf8' }).status === 0;
 const REQUIRE_JDK = process.env.JPKI_REQUIRE_JDK === '1';
@@ -175,14 +175,7 @@ describe.skipIf(!HAVE_JDK && !REQUIRE_JDK)('applet samples: javac', () => {
     tmp = mkdtempSync(join(tmpdir(), 'jpki-samples-'));
     api = join(tmp, 'api-classes');
     out = join(tmp, 'classes');
-    // The same command as `npm run build:api`.
-    const stubs = javaSources('applet/api/src');
-    const r = spawnSync(
-      'javac',
-      ['-source', '8', '-target', '8', '-bootclasspath', '', '-Xlint:-options', '-encoding', 'UTF-8', '-d', api, ...stubs],
-      { encoding: 'utf8' },
-    );
-    if (r.status !== 0) throw new Error(`javac failed on the API stubs:\n${r.stdout}${r.stderr}`);
+    compileApi(api); // the same command as `npm run build:api`
     for (const s of samples) results.set(s.name, compileSample(s, api, out));
   });
   afterAll(() => {

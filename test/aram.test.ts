@@ -5,10 +5,10 @@
 // Without javac the tests are skipped unless JPKI_REQUIRE_JDK=1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, buildSample, javaSources } from '../applet/build.ts';
+import { ROOT, apiClassesIn, buildSample } from '../applet/build.ts';
 import type { Sample } from '../applet/build.ts';
 import type { Chip } from '../emulator/card.ts';
 import { openMemoryStore } from '../emulator/store.ts';
@@ -55,13 +55,7 @@ let block: Uint8Array;
 beforeAll(() => {
   if (SKIP) return;
   work = mkdtempSync(join(tmpdir(), 'jpki-aram-'));
-  let api = join(ROOT, 'build/api-classes');
-  if (!existsSync(join(api, 'javacard/framework/Applet.class'))) {
-    api = join(work, 'api-classes');
-    const r = spawnSync('javac', ['-source', '8', '-target', '8', '-bootclasspath', '', '-Xlint:-options', '-encoding', 'UTF-8', '-d', api,
-      ...javaSources(join(ROOT, 'applet/api/src'))], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`javac of the API stubs failed:\n${r.stdout}${r.stderr}`);
-  }
+  const api = apiClassesIn(work);
   const b = buildSample(ARAM, new Map(), {
     apiClasses: api,
     classesRoot: join(work, 'classes'),

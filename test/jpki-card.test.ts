@@ -7,7 +7,7 @@
 // Without javac the tests are skipped unless JPKI_REQUIRE_JDK=1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
@@ -15,7 +15,7 @@ import type { KeyObject } from 'node:crypto';
 import { hex } from '../emulator/bytes.ts';
 import type { Chip } from '../emulator/card.ts';
 import { openMemoryStore } from '../emulator/store.ts';
-import { ROOT, buildSample, javaSources } from '../applet/build.ts';
+import { ROOT, apiClassesIn, buildSample } from '../applet/build.ts';
 import type { Sample } from '../applet/build.ts';
 import { tx } from './helpers/chip.ts';
 import { lv, loadAndInstall, vmChip } from './helpers/vm-chip.ts';
@@ -67,13 +67,7 @@ let block: Uint8Array;
 beforeAll(() => {
   if (SKIP) return;
   work = mkdtempSync(join(tmpdir(), 'jpki-card-'));
-  let api = join(ROOT, 'build/api-classes');
-  if (!existsSync(join(api, 'javacard/framework/Applet.class'))) {
-    api = join(work, 'api-classes');
-    const r = spawnSync('javac', ['-source', '8', '-target', '8', '-bootclasspath', '', '-Xlint:-options', '-encoding', 'UTF-8', '-d', api,
-      ...javaSources(join(ROOT, 'applet/api/src'))], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`javac of the API stubs failed:\n${r.stdout}${r.stderr}`);
-  }
+  const api = apiClassesIn(work);
   const b = buildSample(SAMPLE, new Map(), { apiClasses: api, classesRoot: join(work, 'classes'), capRoot: join(work, 'cap'), samplesDir: join(ROOT, 'applet') });
   if (!b.ok) throw new Error(`jpki build failed:\n${b.compile.output}\n${b.messages.join('\n')}`);
   block = b.block!;

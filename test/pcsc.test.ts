@@ -1,9 +1,10 @@
 // The emulated chip as a card in the REAL pcscd, through vsmartcard's vpcd driver: OpenSC's tools and the `smartcard`
 // package talk to it like to any reader. Also: reader choice and openTarget. Needs pcscd + vsmartcard-vpcd + opensc
 // (bash .ci/pcscd.sh starts pcscd); skipped when absent unless JPKI_REQUIRE_PCSC=1, which turns the skip into a failure.
+import { listening } from './helpers/listening.ts';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFile, spawnSync } from 'node:child_process';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openChip } from '../emulator/card.ts';
@@ -26,24 +27,6 @@ const GET_CPLC = '80CA9F7F00';
 const GET_IIN = '80CA004200';
 const GET_CIN = '80CA004500';
 const SCRIPT = [SELECT_ISD, GET_CPLC, GET_IIN, GET_CIN];
-
-/** Whether vpcd listens on a TCP port, from /proc (a probe connection would look like a card to vpcd). */
-function listening(port: number): boolean {
-  const want = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols[1]?.endsWith(want) && cols[3] === '0A') return true;
-    }
-  }
-  return false;
-}
 
 function unavailable(): string | null {
   if (spawnSync('opensc-tool', ['--version']).error) return 'opensc-tool is not installed (apt-get install opensc)';

@@ -1,11 +1,12 @@
 // The four sample applets (test/fixtures/asm) end to end: GP LOAD/INSTALL under SCP03 on a chip with the VM, their
 // APDUs in-process, the echo sample through a vpcd-side TCP client (listen mode) and through the real pcscd, and the
 // determinism of the cycle reports (same chip state + same APDUs ⇒ identical counts).
+import { listening } from './helpers/listening.ts';
 import { vpcdPeer } from './helpers/vpcd-peer.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPublicKey, verify } from 'node:crypto';
@@ -207,23 +208,6 @@ describe('the echo sample through vpcd', () => {
 const REQUIRE = process.env.JPKI_REQUIRE_PCSC === '1';
 const PORT = Number(process.env.JPKI_VPCD_VM_TEST_PORT ?? 35963);
 const READER = `Virtual PCD 00 ${String(PORT - 35963).padStart(2, '0')}`;
-
-function listening(port: number): boolean {
-  const want = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols[1]?.endsWith(want) && cols[3] === '0A') return true;
-    }
-  }
-  return false;
-}
 
 const pcscReason = spawnSync('opensc-tool', ['--version']).error
   ? 'opensc-tool is not installed'

@@ -214,7 +214,7 @@ function translateOnce(
   widenBranches(body);
   const catches: AsmCatch[] = code.exceptionTable.map((h) => ({
     line: line(h.handlerPc),
-    type: h.catchType ?? 'any',
+    catchClass: h.catchType ?? null,
     from: `L${h.startPc}`,
     to: `L${h.endPc}`,
     handler: `L${h.handlerPc}`,

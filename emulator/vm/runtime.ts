@@ -37,8 +37,8 @@ import { SECURITY_CLASSES } from './api/security.ts';
 import { CRYPTO_CLASSES } from './api/crypto.ts';
 import { GP_CLASSES } from './api/globalplatform.ts';
 import { createAidObject } from './api/aid.ts';
-import { readReason } from './api/exceptions.ts';
-import { parseCommand as parseApduLengths, responseData, startCommand } from './api/apdu.ts';
+import { SystemReason, readReason } from './api/exceptions.ts';
+import { freshJcreState, parseCommand as parseApduLengths, responseData, startCommand } from './api/apdu.ts';
 
 const APPLET = 'javacard.framework.Applet';
 const M_PROCESS = `${APPLET}.process(Ljavacard/framework/APDU;)V`;
@@ -153,23 +153,7 @@ export function createVmRuntime(opts: VmRuntimeOptions): VmRuntime {
   /** The applet a context's code acts for (JCSystem.getAID): the selected/installing one, or a Shareable server. */
   const contextApplet = new Map<number, string>();
 
-  const jcre: JcreState = {
-    apduBuffer: NULL,
-    apduObject: NULL,
-    command: new Uint8Array(0),
-    state: 0,
-    lc: 0,
-    received: 0,
-    le: 0,
-    outgoingLength: 0,
-    sent: 0,
-    response: [],
-    selecting: false,
-    channel: 0,
-    selectedApplet: '',
-    extended: false,
-    activeApplets: new Set<string>(),
-  };
+  const jcre: JcreState = freshJcreState();
 
   const contexts = (): ContextTable => store.getJson<ContextTable>(K_CONTEXTS) ?? { next: 1, byPackage: {} };
 
@@ -199,11 +183,13 @@ export function createVmRuntime(opts: VmRuntimeOptions): VmRuntime {
     return {
       registerApplet(applet, aid) {
         const v = vm!;
-        if (!installing) return v.throwApi('javacard.framework.SystemException', 6); // ILLEGAL_USE: register outside install
-        if (aid && hex(aid) !== installing.aid) return v.throwApi('javacard.framework.SystemException', 4); // ILLEGAL_AID
+        // Applet.register javadoc: outside install(), a second registration or an AID in use → ILLEGAL_AID.
+        const SYS = 'javacard.framework.SystemException';
+        if (!installing) return v.throwApi(SYS, SystemReason.ILLEGAL_AID);
+        if (aid && hex(aid) !== installing.aid) return v.throwApi(SYS, SystemReason.ILLEGAL_AID);
         const o = v.heap.peek(applet);
-        if (!o || isArray(o) || o.owner !== installing.context || !isAppletClass(o.cls)) return v.throwApi('javacard.framework.SystemException', 1);
-        if (installing.ref !== NULL) return v.throwApi('javacard.framework.SystemException', 6);
+        if (!o || isArray(o) || o.owner !== installing.context || !isAppletClass(o.cls)) return v.throwApi(SYS, SystemReason.ILLEGAL_VALUE);
+        if (installing.ref !== NULL) return v.throwApi(SYS, SystemReason.ILLEGAL_AID);
         installing.ref = applet;
       },
       aidObject(aid) {

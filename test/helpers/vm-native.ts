@@ -8,6 +8,7 @@ import { buildApiRegistry } from '../../emulator/vm/api/registry.ts';
 import type { ApiRegistry } from '../../emulator/vm/api/registry.ts';
 import { readReason, throwJcre } from '../../emulator/vm/api/exceptions.ts';
 import { createAidObject } from '../../emulator/vm/api/aid.ts';
+import { freshJcreState } from '../../emulator/vm/api/apdu.ts';
 import { hex } from '../../emulator/bytes.ts';
 import { ArrayKind, Memory, VmThrow, isArray } from '../../emulator/vm/types.ts';
 import type {
@@ -57,23 +58,7 @@ function countingMeter(): CycleMeter {
 }
 
 export function jcreState(): JcreState {
-  return {
-    apduBuffer: 0,
-    apduObject: 0,
-    command: new Uint8Array(4),
-    state: 0,
-    lc: 0,
-    received: 0,
-    le: 0,
-    outgoingLength: 0,
-    sent: 0,
-    response: [],
-    selecting: false,
-    channel: 0,
-    selectedApplet: '',
-    extended: false,
-    activeApplets: new Set(),
-  };
+  return { ...freshJcreState(), command: new Uint8Array(4) };
 }
 
 export function nativeHarness(impls: readonly NativeClassImpl[], opts: { store?: ChipStore; commitCapacity?: number } = {}): NativeHarness {

@@ -59,6 +59,27 @@ export interface ParsedCommand {
   le: number;
 }
 
+
+/** The JCRE state before any command: no APDU, nothing received or sent (filled by beginCommand per command). */
+export function freshJcreState(): JcreState {
+  return {
+    apduBuffer: 0,
+    apduObject: 0,
+    command: new Uint8Array(0),
+    state: 0,
+    lc: 0,
+    received: 0,
+    le: 0,
+    outgoingLength: 0,
+    sent: 0,
+    response: [],
+    selecting: false,
+    channel: 0,
+    selectedApplet: '',
+    extended: false,
+    activeApplets: new Set<string>(),
+  };
+}
 /** Decodes the length fields of a command APDU (ISO/IEC 7816-3 §12.1.3); 6700 when they do not match its size. */
 export function parseCommand(cmd: Uint8Array): ParsedCommand {
   const n = cmd.length;

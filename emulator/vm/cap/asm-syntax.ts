@@ -29,8 +29,8 @@ export interface AsmInsn {
 
 export interface AsmCatch {
   line: number;
-  /** 'any' or a class name. */
-  type: string;
+  /** The caught class, or null for a catch-all handler (written `any` in the source; CAP catch_type_index 0). */
+  catchClass: string | null;
   from: string;
   to: string;
   handler: string;
@@ -276,7 +276,7 @@ export function parseSource(source: string, file: string): AsmModule {
         // .catch <Class|any> from <L1> to <L2> using <L3>   (the keywords are optional)
         const rest = args.filter((a) => a !== 'from' && a !== 'to' && a !== 'using');
         if (rest.length !== 4) fail('.catch <Class|any> from <start label> to <end label> using <handler label>');
-        method.catches.push({ line: n, type: rest[0], from: rest[1], to: rest[2], handler: rest[3] });
+        method.catches.push({ line: n, catchClass: rest[0] === 'any' ? null : rest[0], from: rest[1], to: rest[2], handler: rest[3] });
         break;
       }
       case '.end': {

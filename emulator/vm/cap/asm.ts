@@ -823,8 +823,8 @@ class Assembler {
       const handler = label(c.handler, c.line) + start;
       if (to <= from) this.fail(c.line, `.catch range ${c.from}..${c.to} is empty or reversed`);
       let catchTypeIndex = 0;
-      if (c.type !== 'any') {
-        const t = this.resolveClass(c.type, c.line);
+      if (c.catchClass !== null) {
+        const t = this.resolveClass(c.catchClass, c.line);
         if (this.cp.length === 0) this.cpClass({ own: m.cls }); // index 0 means "any": keep real catch types above it
         catchTypeIndex = this.cpClass(t);
       }

@@ -221,13 +221,13 @@ public class AraM extends Applet implements Application {
             return;
         }
         // Count first, so that "nothing to delete" changes nothing (6A88).
-        boolean any = false;
+        boolean found = false;
         for (short r = (short) 0; r < used; r = Tlv.next(rules, r, used)) {
             if (matches(r, b, key, mode)) {
-                any = true;
+                found = true;
             }
         }
-        if (!any) {
+        if (!found) {
             ISOException.throwIt(SW_NOT_FOUND);
         }
         JCSystem.beginTransaction();
