@@ -85,7 +85,20 @@ export function withTck(atrWithoutTck: Uint8Array): Uint8Array {
   return concat(atrWithoutTck, Uint8Array.of(x));
 }
 
-export const PROFILES: Record<string, ChipProfile> = { [DEFAULT_PROFILE.name]: DEFAULT_PROFILE };
+/**
+ * The My Number Card: the same chip model with the card's contactless ATR (OpenSC card-jpki.c matches it; jpki.md §1.1).
+ * The real card's OS and memory sizes are not public; the JCOP4-class figures stand in for them.
+ */
+export const MYNUMBER_CARD_PROFILE: ChipProfile = {
+  ...DEFAULT_PROFILE,
+  name: 'mynumber-card',
+  atr: fromHex('3BE000FF8131FE4514'),
+};
+
+export const PROFILES: Record<string, ChipProfile> = {
+  [DEFAULT_PROFILE.name]: DEFAULT_PROFILE,
+  [MYNUMBER_CARD_PROFILE.name]: MYNUMBER_CARD_PROFILE,
+};
 
 export function profileByName(name: string): ChipProfile {
   const p = PROFILES[name];
