@@ -132,38 +132,53 @@ describe.skipIf(SKIP)('ARA-M applet (GP SEAC 1.1)', () => {
     expect(getAll(chip).rules).toBe(r1 + kaoh);
   });
 
-  it('GET DATA [specific]: exact AID+hash, AID-only rule, all-AID rules, shadowing, SHA-256, C0', async () => {
+  it('GET DATA [specific]: the SEAC §3.2.1 search order with AID and app shadowing, SHA-256, C0', async () => {
     const { chip } = vmChip();
     await installAram(chip, '01');
     expect(select(chip).sw).toBe(0x9000);
+    const third = 'D392F000260100000003';
+    const fourth = 'D392F000260100000004';
     const rules = [
       rule(aidRef(JPKI), hashRef(APP1), FILTER), // specific AID, specific app
-      rule(aidRef(JPKI), hashRef(''), NEVER), // specific AID, any app
+      rule(aidRef(JPKI), hashRef(''), ALWAYS), // specific AID, any app: shadowed by the rule above for other apps
       rule(aidRef(''), hashRef(APP2), ALWAYS + tlv('D1', '00')), // any AID, specific app
-      rule(aidRef(''), hashRef(''), NEVER + tlv('D1', '00')), // any AID, any app
+      rule(aidRef(''), hashRef(''), NEVER + tlv('D1', '01')), // any AID, any app
       rule(aidRef(OTHER), hashRef(APP256), ALWAYS), // SHA-256 app hash
       rule(tlv('C0'), hashRef(APP1), ALWAYS + tlv('D1', '01')), // the default applet
+      rule(aidRef(third), hashRef(''), FILTER + tlv('D1', '00')), // an AID with only an any-app rule
     ];
     expect(store(chip, tlv('F0', rules.slice(0, 3).join('')))).toBe(0x9000);
     expect(store(chip, tlv('F0', rules.slice(3).join('')))).toBe(0x9000);
     expect(getAll(chip).rules).toBe(rules.join(''));
     const ar = (a: string) => tlv('FF50', tlv('E3', a));
+    const never = ar(NEVER + tlv('D1', '00'));
+    expect(never).toBe('FF5008E306D00100D10100');
+    // 1. the exact rule; 2. another specific app named for the AID: NEVER, even though (JPKI, any app) exists.
     expect(specific(chip, aidRef(JPKI), hashRef(APP1))).toMatchObject({ data: ar(FILTER), sw: 0x9000 });
-    expect(specific(chip, aidRef(JPKI), hashRef(APP2))).toMatchObject({ data: ar(NEVER), sw: 0x9000 });
-    // OTHER has only an APP256 rule: it shadows the all-AID rules for other apps.
+    expect(specific(chip, aidRef(JPKI), hashRef(APP2))).toMatchObject({ data: never, sw: 0x9000 });
     expect(specific(chip, aidRef(OTHER), hashRef(APP256))).toMatchObject({ data: ar(ALWAYS), sw: 0x9000 });
-    expect(specific(chip, aidRef(OTHER), hashRef(APP2)).sw).toBe(0x6a88);
-    // An AID with no rules of its own: the all-AID rules, specific app first.
-    const third = 'D392F000260100000003';
-    expect(specific(chip, aidRef(third), hashRef(APP2))).toMatchObject({ data: ar(ALWAYS + tlv('D1', '00')), sw: 0x9000 });
-    expect(specific(chip, aidRef(third), hashRef(APP1))).toMatchObject({ data: ar(NEVER + tlv('D1', '00')), sw: 0x9000 });
+    expect(specific(chip, aidRef(OTHER), hashRef(APP2))).toMatchObject({ data: never, sw: 0x9000 });
+    // 3. the AID's any-app rule when it names no specific app; the all-AID rules are not consulted.
+    expect(specific(chip, aidRef(third), hashRef(APP2))).toMatchObject({ data: ar(FILTER + tlv('D1', '00')), sw: 0x9000 });
+    // 4. an AID with no rules of its own: the all-AID rule for the app; 5. another app named there: NEVER.
+    expect(specific(chip, aidRef(fourth), hashRef(APP2))).toMatchObject({ data: ar(ALWAYS + tlv('D1', '00')), sw: 0x9000 });
+    expect(specific(chip, aidRef(fourth), hashRef(APP1))).toMatchObject({ data: never, sw: 0x9000 });
+    // The implicitly selected applet (C0) is a specific AID.
     expect(specific(chip, tlv('C0'), hashRef(APP1))).toMatchObject({ data: ar(ALWAYS + tlv('D1', '01')), sw: 0x9000 });
-    // Without the all-AID any-app rule, an unknown app on an unknown AID has no rule.
+    expect(specific(chip, tlv('C0'), hashRef(APP2))).toMatchObject({ data: never, sw: 0x9000 });
+    // 6. without the all-AID rule for APP2, the all-AID any-app rule applies; without it, no rule.
+    expect(store(chip, tlv('F1', refDo(aidRef(''), hashRef(APP2))))).toBe(0x9000);
+    expect(specific(chip, aidRef(fourth), hashRef(APP1))).toMatchObject({ data: ar(NEVER + tlv('D1', '01')), sw: 0x9000 });
     expect(store(chip, tlv('F1', refDo(aidRef(''), hashRef(''))))).toBe(0x9000);
-    expect(specific(chip, aidRef(third), hashRef(APP1)).sw).toBe(0x6a88);
+    expect(specific(chip, aidRef(fourth), hashRef(APP1)).sw).toBe(0x6a88);
+    // The all-AID query itself.
+    expect(store(chip, tlv('F0', rule(aidRef(''), hashRef(APP1), ALWAYS)))).toBe(0x9000);
+    expect(specific(chip, aidRef(''), hashRef(APP1))).toMatchObject({ data: ar(ALWAYS), sw: 0x9000 });
+    expect(specific(chip, aidRef(''), hashRef(APP2))).toMatchObject({ data: never, sw: 0x9000 });
     // Malformed queries.
     expect(tx(chip, '80CAFF50' + lv(refDo(aidRef(JPKI), hashRef('11'.repeat(19)))) + '00').sw).toBe(0x6a80);
     expect(tx(chip, '80CAFF50' + lv(aidRef(JPKI)) + '00').sw).toBe(0x6a80);
+    expect(tx(chip, '80CAFF5000').sw).toBe(0x6700);
   });
 
   it('deletes by REF-DO, REF-AR-DO, AID-REF-DO and all; the refresh tag changes on every update', async () => {
@@ -215,10 +230,35 @@ describe.skipIf(SKIP)('ARA-M applet (GP SEAC 1.1)', () => {
     expect(all.rules).toBe(rules.join(''));
     expect(all.parts).toBeGreaterThan(4);
     expect(tx(chip, '80CAFF6000').sw).toBe(0x6985); // nothing pending any more
-    // An update in the middle ends the pending response.
+    // An update in the middle: 6984 (the rules must be read again), then nothing is pending.
     expect(tx(chip, '80CAFF4000').sw).toBe(0x9000);
     expect(store(chip, 'F200')).toBe(0x9000);
+    expect(tx(chip, '80CAFF6000').sw).toBe(0x6984);
     expect(tx(chip, '80CAFF6000').sw).toBe(0x6985);
+    // A failed update changes nothing: the pending answer goes on.
+    expect(tx(chip, '80CAFF4000').sw).toBe(0x9000);
+    expect(store(chip, tlv('F0', rules[0]))).toBe(0x6a89);
+    expect(tx(chip, '80CAFF6000').sw).toBe(0x9000);
+    // Reading with a small Le (the seek-for-android ACE asks F0 bytes at a time).
+    const first = tx(chip, '80CAFF40F0');
+    expect(first.sw).toBe(0x9000);
+    expect(first.data.length / 2).toBe(0xf0);
+    expect(first.data.slice(0, 10)).toBe('FF40820' + (rules.join('').length / 2).toString(16).toUpperCase().padStart(3, '0'));
+  });
+
+  it('GET DATA [next] on another channel sees an update made through the ISD (6984)', async () => {
+    const { chip } = vmChip();
+    await installAram(chip);
+    const rules = Array.from({ length: 12 }, (_, i) => rule(aidRef(JPKI.slice(0, -2) + i.toString(16).padStart(2, '0')), hashRef(APP256), FILTER));
+    for (let i = 0; i < rules.length; i += 3) expect(await personalize(chip, tlv('F0', rules.slice(i, i + 3).join('')))).toBe(0x9000);
+    expect(tx(chip, '0070000001')).toMatchObject({ data: '01', sw: 0x9000 });
+    expect(tx(chip, '01A40400' + lv(ARAM_AID) + '00').sw).toBe(0x9000);
+    expect(tx(chip, '81CAFF4000').sw).toBe(0x9000);
+    expect(tx(chip, '81CAFF6000').sw).toBe(0x9000);
+    // The ISD on channel 0 forwards a STORE DATA while the ARA-M answer is still pending on channel 1.
+    expect(await personalize(chip, 'F200')).toBe(0x9000);
+    expect(tx(chip, '81CAFF6000').sw).toBe(0x6984);
+    expect(tx(chip, '81CAFF6000').sw).toBe(0x6985);
   });
 
   it('refuses malformed and conflicting commands with the table status words, changing nothing', async () => {
@@ -238,12 +278,18 @@ describe.skipIf(SKIP)('ARA-M applet (GP SEAC 1.1)', () => {
       tlv('F0', rule(aidRef(JPKI), hashRef(APP2), tlv('D0', '02'))), // bad APDU-AR-DO
       tlv('F0', rule(aidRef(JPKI), hashRef(APP2), tlv('D0', '80CA0000FF'))), // filter not N×8
       tlv('F0', rule(aidRef(JPKI), hashRef(APP2), tlv('D5', '01'))), // unknown AR tag
+      tlv('F0', rule(aidRef(JPKI), hashRef(APP2), tlv('D1', '00') + ALWAYS)), // NFC-AR-DO before APDU-AR-DO
+      tlv('F0', rule(aidRef(JPKI), hashRef(APP2), ALWAYS + NEVER)), // APDU-AR-DO twice
       tlv('F0', tlv('E2', tlv('E3', ALWAYS) + refDo(aidRef(JPKI), hashRef(APP2)))), // wrong order
-      tlv('F3', ''), // unknown command
+      tlv('F9', ''), // unknown command
+      tlv('E2', ''), // a REF-AR-DO is no command
       tlv('F1', tlv('C1', APP1)), // delete by hash only
       'F08102' + tlv('E2', ''), // non-minimal length
     ];
     for (const cmd of bad) expect(store(chip, cmd), cmd).toBe(0x6a80);
+    // SEAC 1.1 DOs for ARA-C and block transfer that this ARA-M does not support: 6981.
+    for (const cmd of [tlv('F3', aidRef(JPKI)), 'F400', 'F500', 'F600', tlv('F7', aidRef(JPKI)), 'F800', tlv('E7', '000010')])
+      expect(store(chip, cmd), cmd).toBe(0x6981);
     expect(store(chip, tlv('F0', good))).toBe(0x6a89); // already stored
     const twice = rule(aidRef(OTHER), hashRef(APP1), ALWAYS);
     expect(store(chip, tlv('F0', twice + twice))).toBe(0x6a89);

@@ -6,6 +6,8 @@
  * array; deletion compacts it in one pass. Every update runs inside a transaction together with the refresh tag.
  * Updates: STORE DATA forwarded by the security domain (INSTALL [for personalization], Application.processData), or
  * sent directly to the selected applet when the install parameters (C9) start with a byte whose bit 1 is set.
+ * The update path touches persistent fields only: processData runs while the security domain is the selected applet,
+ * when this applet's CLEAR_ON_DESELECT arrays may not be accessed (JCRE, transient objects and applet contexts).
  */
 package jp.jpkise.aram;
 
@@ -44,8 +46,12 @@ public class AraM extends Applet implements Application {
 
     /** SW 6A88: referenced data (rule) not found. */
     private static final short SW_NOT_FOUND = (short) 0x6A88;
-    /** SW 6A89: a rule with the same REF-DO already exists. */
+    /** SW 6A89: a rule with the same REF-DO already exists (SEAC STORE DATA status words). */
     private static final short SW_ALREADY_EXISTS = (short) 0x6A89;
+    /** SW 6981: a SEAC data object this ARA-M does not support. */
+    private static final short SW_DO_NOT_SUPPORTED = (short) 0x6981;
+    /** SW 6984: the rules changed since GET DATA [all]; they must be read again (SEAC 1.1 GET DATA status words). */
+    private static final short SW_RULES_CHANGED = (short) 0x6984;
 
     private static final short STORE_SIZE = (short) 2048;
     /** The largest REF-AR-DO accepted (so that a GET DATA [specific] answer fits one response). */
@@ -58,12 +64,15 @@ public class AraM extends Applet implements Application {
     private final boolean directStore;
     /** [0] next offset in the GET DATA [all] stream, [1] its length (0: nothing pending). */
     private final short[] pending;
+    /** The refresh tag when the pending GET DATA [all] began: a different tag now means the rules changed. */
+    private final byte[] pendingTag;
 
     protected AraM(boolean directStore) {
         rules = new byte[STORE_SIZE];
         refreshTag = new byte[8];
         RandomData.getInstance(RandomData.ALG_SECURE_RANDOM).generateData(refreshTag, (short) 0, (short) 8);
         pending = JCSystem.makeTransientShortArray((short) 2, JCSystem.CLEAR_ON_DESELECT);
+        pendingTag = JCSystem.makeTransientByteArray((short) 8, JCSystem.CLEAR_ON_DESELECT);
         this.directStore = directStore;
     }
 
@@ -155,6 +164,12 @@ public class AraM extends Applet implements Application {
                 JCSystem.commitTransaction();
                 break;
             default:
+                // Block-DO and the ARA-C commands (Get, Get-All, Get-Next, Get-Client-AIDs, Register-Client-AIDs,
+                // Get-Device-Config) are SEAC 1.1 DOs this ARA-M does not support (Table 5-1): 6981.
+                byte t = b[off];
+                if (t == (byte) 0xE7 || (t >= (byte) 0xF3 && t <= (byte) 0xF8)) {
+                    ISOException.throwIt(SW_DO_NOT_SUPPORTED);
+                }
                 ISOException.throwIt(ISO7816.SW_WRONG_DATA);
         }
     }
@@ -293,11 +308,15 @@ public class AraM extends Applet implements Application {
         if (q == n) {
             ISOException.throwIt(ISO7816.SW_WRONG_DATA);
         }
+        // APDU-AR-DO, NFC-AR-DO, PERM-AR-DO: each at most once, in this order (SEAC Table 6-7 concatenation).
+        byte seen = (byte) 0;
         while (q < n) {
             short qv = Tlv.valueOf(b, q, n);
             short l = Tlv.len(b, (short) (q + 1));
             byte tag = b[q];
+            byte order = (byte) 0;
             if (tag == TAG_APDU_AR_DO) {
+                order = (byte) 1;
                 if (l == (short) 1) {
                     if (b[qv] != (byte) 0 && b[qv] != (byte) 1) {
                         ISOException.throwIt(ISO7816.SW_WRONG_DATA);
@@ -306,16 +325,22 @@ public class AraM extends Applet implements Application {
                     ISOException.throwIt(ISO7816.SW_WRONG_DATA);
                 }
             } else if (tag == TAG_NFC_AR_DO) {
+                order = (byte) 2;
                 if (l != (short) 1 || (b[qv] != (byte) 0 && b[qv] != (byte) 1)) {
                     ISOException.throwIt(ISO7816.SW_WRONG_DATA);
                 }
             } else if (tag == TAG_PERM_AR_DO) {
+                order = (byte) 3;
                 if (l != (short) 8) {
                     ISOException.throwIt(ISO7816.SW_WRONG_DATA);
                 }
             } else {
                 ISOException.throwIt(ISO7816.SW_WRONG_DATA);
             }
+            if (order <= seen) {
+                ISOException.throwIt(ISO7816.SW_WRONG_DATA);
+            }
+            seen = order;
             q = (short) (qv + l);
         }
         return n;
@@ -356,7 +381,7 @@ public class AraM extends Applet implements Application {
         return n;
     }
 
-    /** Adds 1 to the 8-byte refresh tag (inside the caller's transaction); ends any pending GET DATA [all]. */
+    /** Adds 1 to the 8-byte refresh tag (inside the caller's transaction); a pending GET DATA [all] sees the change. */
     private void bumpRefreshTag() {
         for (short i = (short) 7; i >= (short) 0; i--) {
             refreshTag[i] = (byte) (refreshTag[i] + 1);
@@ -364,7 +389,6 @@ public class AraM extends Applet implements Application {
                 break;
             }
         }
-        pending[1] = (short) 0;
     }
 
     // ---------------------------------------------------------------------------------------------------------------
@@ -376,10 +400,16 @@ public class AraM extends Applet implements Application {
         if (p1p2 == P1P2_ALL) {
             // Response-ALL-REF-AR-DO: FF40 L {REF-AR-DO}*; the rest with GET DATA [next].
             pending[1] = (short) (2 + lenFieldSize(used) + used);
+            Util.arrayCopyNonAtomic(refreshTag, (short) 0, pendingTag, (short) 0, (short) 8);
             sendNext(apdu, (short) 0);
         } else if (p1p2 == P1P2_NEXT) {
             if (pending[1] == (short) 0) {
                 ISOException.throwIt(ISO7816.SW_CONDITIONS_NOT_SATISFIED);
+            }
+            if (Util.arrayCompare(refreshTag, (short) 0, pendingTag, (short) 0, (short) 8) != (byte) 0) {
+                pending[1] = (short) 0;
+                pending[0] = (short) 0;
+                ISOException.throwIt(SW_RULES_CHANGED);
             }
             sendNext(apdu, pending[0]);
         } else if (p1p2 == P1P2_REFRESH) {
@@ -440,9 +470,9 @@ public class AraM extends Applet implements Application {
     }
 
     /**
-     * GET DATA [specific]: data = REF-DO (E1 { 4F|C0, C1 }). Answers FF50 L AR-DO of the applicable rule: the exact
-     * AID + app rule, else the AID's any-app rule; when the AID has rules but none applies, none (6A88: the AID's rules
-     * shadow the all-AID ones); else the all-AID rule for the app, else the all-AID any-app rule; else 6A88.
+     * GET DATA [specific]: data = REF-DO (E1 { 4F|C0, C1 }); answers FF50 L AR-DO. Search order of SEAC 1.1 §3.2.1 as
+     * the ACEs implement it: (AID, app); NEVER if the AID has a rule for another specific app; (AID, all apps);
+     * (all AIDs, app); NEVER if an all-AID rule names another specific app; (all AIDs, all apps); else 6A88.
      */
     private void specific(APDU apdu, byte[] buf) {
         short n = apdu.setIncomingAndReceive();
@@ -456,29 +486,56 @@ public class AraM extends Applet implements Application {
         }
         short qAid = (short) (q + 2);
         short qHash = (short) (qAid + 2 + (buf[(short) (qAid + 1)] & 0xFF));
-        short best = (short) -1;
-        short bestLevel = (short) 5;
-        boolean aidKnown = false;
+        boolean qAllAids = buf[qAid] == TAG_AID_REF_DO && buf[(short) (qAid + 1)] == (byte) 0;
+        short exact = (short) -1;
+        short aidAllApps = (short) -1;
+        short allAidsApp = (short) -1;
+        short allAidsAllApps = (short) -1;
+        boolean aidOtherApp = false;
+        boolean allAidsOtherApp = false;
         for (short r = (short) 0; r < used; r = Tlv.next(rules, r, used)) {
             short rAid = (short) (Tlv.valueOf(rules, r, used) + 2);
             short rHash = (short) (rAid + 2 + (rules[(short) (rAid + 1)] & 0xFF));
-            boolean anyAid = rules[rAid] == TAG_AID_REF_DO && rules[(short) (rAid + 1)] == (byte) 0;
-            boolean sameAid = sameTlv(rules, rAid, buf, qAid);
-            boolean anyApp = rules[(short) (rHash + 1)] == (byte) 0;
+            boolean allAids = rules[rAid] == TAG_AID_REF_DO && rules[(short) (rAid + 1)] == (byte) 0;
+            boolean allApps = rules[(short) (rHash + 1)] == (byte) 0;
             boolean sameApp = sameTlv(rules, rHash, buf, qHash);
-            short level = (short) 5;
-            if (sameAid && !anyAid) {
-                aidKnown = true;
-                level = sameApp ? (short) 1 : (anyApp ? (short) 2 : (short) 5);
-            } else if (anyAid) {
-                level = sameApp ? (short) 3 : (anyApp ? (short) 4 : (short) 5);
-            }
-            if (level < bestLevel) {
-                bestLevel = level;
-                best = r;
+            if (!qAllAids && sameTlv(rules, rAid, buf, qAid)) {
+                if (sameApp) {
+                    exact = r;
+                } else if (allApps) {
+                    aidAllApps = r;
+                } else {
+                    aidOtherApp = true;
+                }
+            } else if (allAids) {
+                if (sameApp) {
+                    allAidsApp = r;
+                } else if (allApps) {
+                    allAidsAllApps = r;
+                } else {
+                    allAidsOtherApp = true;
+                }
             }
         }
-        if (best < (short) 0 || (aidKnown && bestLevel > (short) 2)) {
+        short best = exact;
+        if (best < (short) 0) {
+            if (aidOtherApp) {
+                sendNever(apdu, buf);
+                return;
+            }
+            best = aidAllApps;
+        }
+        if (best < (short) 0) {
+            best = allAidsApp;
+        }
+        if (best < (short) 0) {
+            if (allAidsOtherApp) {
+                sendNever(apdu, buf);
+                return;
+            }
+            best = allAidsAllApps;
+        }
+        if (best < (short) 0) {
             ISOException.throwIt(SW_NOT_FOUND);
         }
         short ar = Tlv.next(rules, Tlv.valueOf(rules, best, used), used);
@@ -488,5 +545,21 @@ public class AraM extends Applet implements Application {
         short o = Tlv.putLen(buf, (short) 2, arSize);
         Util.arrayCopyNonAtomic(rules, ar, buf, o, arSize);
         apdu.setOutgoingAndSend((short) 0, (short) (o + arSize));
+    }
+
+    /** The NEVER result of the conflict resolution: FF50 08 E3 06 { D0 01 00, D1 01 00 } (APDU and NFC denied). */
+    private static void sendNever(APDU apdu, byte[] buf) {
+        buf[0] = (byte) 0xFF;
+        buf[1] = (byte) 0x50;
+        buf[2] = (byte) 8;
+        buf[3] = TAG_AR_DO;
+        buf[4] = (byte) 6;
+        buf[5] = TAG_APDU_AR_DO;
+        buf[6] = (byte) 1;
+        buf[7] = (byte) 0;
+        buf[8] = TAG_NFC_AR_DO;
+        buf[9] = (byte) 1;
+        buf[10] = (byte) 0;
+        apdu.setOutgoingAndSend((short) 0, (short) 11);
     }
 }
