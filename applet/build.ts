@@ -2,6 +2,8 @@
 // (build/api-classes, made by `npm run build:api`), one javac run per sample, into build/classes/<name>/, then converts
 // each sample's class files (applet/converter/convert.ts) into build/cap/<name>.cap (the Load File Data Block GP LOAD
 // takes) and build/cap/<name>.jar (the JAR form of JCVM §6.1.1).
+// The product applets (applet/jpki, applet/aram, applet/textap: the JPKI AP, the ARA-M and the 券面入力補助AP) are built
+// the same way after the samples, each described by applet/<name>/<name>.json in the samples.json entry format.
 // The samples, their packages and AIDs are listed in applet/samples/samples.json; a sample that uses another one's
 // Shareable interface (shop → wallet) compiles with that sample's classes on its class path, so samples build in
 // dependency order, and the used sample's export data is on the converter's export path. javac and converter errors
@@ -23,6 +25,11 @@ import type { ConvertResult, Diagnostic as ConvertDiagnostic } from './converter
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(HERE, '..');
 export const SAMPLES_DIR = join(HERE, 'samples');
+/** Where the product applets' folders are (applet/<name>/<name>.json and applet/<name>/src). */
+export const PRODUCT_DIR = HERE;
+/** The product applets, in build order. */
+export const PRODUCT_APPLETS = ['jpki', 'aram', 'textap'] as const;
+export type ProductApplet = (typeof PRODUCT_APPLETS)[number];
 export const DEFAULT_API_CLASSES = join(ROOT, 'build', 'api-classes');
 export const DEFAULT_OUT = join(ROOT, 'build', 'classes');
 export const DEFAULT_CAP_OUT = join(ROOT, 'build', 'cap');
@@ -60,6 +67,14 @@ export function loadSamples(): Sample[] {
   };
   json.samples.forEach(visit);
   return ordered;
+}
+
+/** A product applet's description, applet/<name>/<name>.json. */
+export function loadProductApplet(name: ProductApplet): Sample {
+  const file = join(PRODUCT_DIR, name, `${name}.json`);
+  const s = JSON.parse(readFileSync(file, 'utf8')) as Sample;
+  if (s.name !== name) throw new Error(`${relative(ROOT, file)}: name is ${s.name}, expected ${name}`);
+  return s;
 }
 
 /** The .java files under dir, sorted. */
@@ -274,15 +289,21 @@ function main(argv: string[]): number {
     return 1;
   }
   let samples: Sample[];
+  const dirOf = new Map<string, string>();
   try {
     samples = loadSamples();
+    samples.forEach((s) => dirOf.set(s.name, SAMPLES_DIR));
+    for (const name of PRODUCT_APPLETS) {
+      samples.push(loadProductApplet(name));
+      dirOf.set(name, PRODUCT_DIR);
+    }
   } catch (e) {
     console.error(`build: ${(e as Error).message}`);
     return 1;
   }
   for (const name of only)
     if (!samples.some((s) => s.name === name)) {
-      console.error(`build: no sample named ${name} (samples: ${samples.map((s) => s.name).join(', ')})`);
+      console.error(`build: no sample or applet named ${name} (known: ${samples.map((s) => s.name).join(', ')})`);
       return 2;
     }
   // A selected sample needs the samples it uses compiled too.
@@ -298,7 +319,7 @@ function main(argv: string[]): number {
   let failed = 0;
   for (const s of samples.filter((x) => wanted.has(x.name))) {
     const started = performance.now();
-    const r = buildSample(s, libraries, { apiClasses: api, classesRoot: out, capRoot: cap });
+    const r = buildSample(s, libraries, { apiClasses: api, classesRoot: out, capRoot: cap, samplesDir: dirOf.get(s.name) });
     const c = r.compile;
     if (!c.ok) {
       failed++;
