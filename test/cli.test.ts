@@ -67,7 +67,7 @@ describe('chip new / info', () => {
     expect((await cli('chip', 'new', '--state', state, '--force')).code).toBe(0);
     const bad = await cli('chip', 'new', '--state', state + 'x', '--profile', 'nope');
     expect(bad.code).toBe(2);
-    expect(bad.err[0]).toContain('unknown chip profile "nope" (known: jcop4-like)');
+    expect(bad.err[0]).toContain('unknown chip profile "nope" (known: jcop4-like, mynumber-card)');
     expect(existsSync(state + 'x')).toBe(false);
   });
 

@@ -97,8 +97,8 @@ describe('list', () => {
     const l = await gp.list();
     expect(l.isd).toEqual([expect.objectContaining({ kind: 'ISD', aid: ISD, lifeCycle: 0x0f, privileges: 0x9edc00 })]);
     expect(l.apps).toEqual([]);
-    // Eight load files need 6310 continuation.
-    expect(l.loadFiles.length).toBe(8);
+    // Nine load files (the chip image's API packages and the SD package) need 6310 continuation.
+    expect(l.loadFiles.length).toBe(9);
     expect(l.loadFiles.find((e) => e.aid === 'A0000001515350')).toMatchObject({ kind: 'PKG', modules: ['A000000151535041'], version: [1, 0] });
     expect(formatEntries(l.isd)[0]).toBe(`ISD: ${ISD} (SECURED)`);
   });

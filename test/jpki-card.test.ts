@@ -1,48 +1,41 @@
 // The JPKI applet (applet/jpki), card profile, end to end from source: javac against the API stubs, conversion by the
-// project's converter (applet/build.ts buildSample with applet/jpki/jpki.json), GP LOAD + INSTALL through the ISD under
-// SCP03, personalisation with the applet's pre-LOCK commands (a node:crypto RSA-2048 key per kind, DER certificate
-// blobs), then the card's APDUs as OpenSC / jpki/myna send them: SELECT AP/EF, READ BINARY with offsets (DER length
-// from the header, FF filler, 6B00), VERIFY (63Cx query, 6984 when blocked), COMPUTE DIGITAL SIGNATURE over a
-// DigestInfo (verified with node:crypto), access rules (6982) per EF.
-// Without javac the tests are skipped unless JPKI_REQUIRE_JDK=1.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createHash, createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
+// project's converter (test/helpers/jpki.ts, once per process), GP LOAD + INSTALL through the ISD under SCP03, then
+// personalisation by the issuer through emulator/host/jpki-perso.ts in an applet-level SCP03 session with the ISD's
+// keys (IMPORT KEY COMPONENT of a node:crypto RSA-2048 key per kind, WRITE CERTIFICATE of DER blobs, SET PIN, LOCK),
+// then the card's APDUs as OpenSC / jpki/myna send them: SELECT AP/EF, READ BINARY with offsets (DER length from the
+// header, FF filler, 6B00), VERIFY (63Cx query, 6984 when blocked), COMPUTE DIGITAL SIGNATURE over a DigestInfo
+// (verified with node:crypto), access rules (6982) per EF; and the personalisation's own refusals (no session, level,
+// LOCK). Without javac the tests are skipped unless JPKI_REQUIRE_JDK=1.
+import { describe, expect, it } from 'vitest';
+import { createHash, createPublicKey, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { hex } from '../emulator/bytes.ts';
+import { fromHex, hex } from '../emulator/bytes.ts';
 import type { Chip } from '../emulator/card.ts';
 import { openMemoryStore } from '../emulator/store.ts';
-import { ROOT, apiClassesIn, buildSample } from '../applet/build.ts';
-import type { Sample } from '../applet/build.ts';
-import { tx } from './helpers/chip.ts';
-import { lv, loadAndInstall, vmChip } from './helpers/vm-chip.ts';
+import type { ChipStore } from '../emulator/store.ts';
+import { JpkiError, installParams, openJpkiPerso } from '../emulator/host/jpki-perso.ts';
+import type { CertEf, JpkiPerso } from '../emulator/host/jpki-perso.ts';
+import { DEFAULT_KEYS, secure, tx } from './helpers/chip.ts';
+import { gpInstall, gpLoad, lv, vmChip } from './helpers/vm-chip.ts';
+import { AUTH_PIN, JPKI_SKIP, SIGN_PW, cardChip, jpkiBlock, testCardKeys, transmitOf } from './helpers/jpki.ts';
 
-const HAVE_JDK = spawnSync('javac', ['-version']).status === 0;
-const REQUIRE_JDK = process.env.JPKI_REQUIRE_JDK === '1';
-const SKIP = !HAVE_JDK && !REQUIRE_JDK;
-if (SKIP) console.warn('jpki-card: javac not found on PATH, skipping (set JPKI_REQUIRE_JDK=1 to fail instead)');
+if (JPKI_SKIP) console.warn('jpki-card: javac not found on PATH, skipping (set JPKI_REQUIRE_JDK=1 to fail instead)');
 
-const SAMPLE = JSON.parse(readFileSync(join(ROOT, 'applet/jpki/jpki.json'), 'utf8')) as Sample;
 const AID = 'D392F000260100000001';
+const PKG = 'D392F00026010000';
 const CERT_EF_SIZE = 0x800;
-const AUTH_PIN = '1234';
-const SIGN_PW = 'ABC123';
 
 const ascii = (s: string): string => hex(new TextEncoder().encode(s));
 const h4 = (n: number): string => n.toString(16).padStart(4, '0').toUpperCase();
 const h2 = (n: number): string => n.toString(16).padStart(2, '0').toUpperCase();
-const b64u = (s: string): Buffer => Buffer.from(s, 'base64url');
-const pad128 = (b: Buffer): string => hex(Buffer.concat([Buffer.alloc(128 - b.length), b]));
 
 /** A DER SEQUENCE with a 2-byte long-form length (30 82 LL LL), as certificates are. */
 function derSeq(content: Buffer): Buffer {
   return Buffer.concat([Buffer.from([0x30, 0x82, content.length >> 8, content.length & 0xff]), content]);
 }
 /** A certificate-shaped DER blob of about `size` bytes: SEQUENCE { SPKI, OCTET STRING filler }. READ BINARY semantics
- *  are what these tests need; the bytes are not an X.509 certificate. */
+ *  are what these tests need; the bytes are not an X.509 certificate, but the SPKI carries the key's modulus as the
+ *  card's WRITE CERTIFICATE check wants. */
 function derBlob(pub: KeyObject, size: number, seed: number): Buffer {
   const spki = pub.export({ type: 'spki', format: 'der' });
   const n = size - 4 - spki.length - 4;
@@ -50,32 +43,14 @@ function derBlob(pub: KeyObject, size: number, seed: number): Buffer {
   return derSeq(Buffer.concat([spki, Buffer.from([0x04, 0x82, n >> 8, n & 0xff]), filler]));
 }
 
-const keys = {
-  auth: generateKeyPairSync('rsa', { modulusLength: 2048 }),
-  sign: generateKeyPairSync('rsa', { modulusLength: 2048 }),
-};
+const keys = testCardKeys();
 const certs: Record<string, Buffer> = {
   '0001': derBlob(keys.sign.publicKey, 1543, 1), // sign cert
   '0002': derBlob(keys.sign.publicKey, 1100, 2), // sign CA cert (stand-in)
   '000A': derBlob(keys.auth.publicKey, 1377, 3), // auth cert
   '000B': derBlob(keys.auth.publicKey, 1090, 4), // auth CA cert (stand-in)
 };
-
-let work = '';
-let block: Uint8Array;
-
-beforeAll(() => {
-  if (SKIP) return;
-  work = mkdtempSync(join(tmpdir(), 'jpki-card-'));
-  const api = apiClassesIn(work);
-  const b = buildSample(SAMPLE, new Map(), { apiClasses: api, classesRoot: join(work, 'classes'), capRoot: join(work, 'cap'), samplesDir: join(ROOT, 'applet') });
-  if (!b.ok) throw new Error(`jpki build failed:\n${b.compile.output}\n${b.messages.join('\n')}`);
-  block = b.block!;
-}, 120_000);
-
-afterAll(() => {
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+const certsByEf: Record<CertEf, Uint8Array> = { sign: certs['0001'], signCa: certs['0002'], auth: certs['000A'], authCa: certs['000B'] };
 
 const selectAp = (chip: Chip) => tx(chip, '00A4040C' + lv(AID));
 const selectEf = (chip: Chip, fid: string) => tx(chip, '00A4020C02' + fid);
@@ -84,31 +59,26 @@ const verifyPin = (chip: Chip, pin?: string) => tx(chip, '00200080' + (pin === u
 const digestInfo = (data: string): string => '3031300D060960864801650304020105000420' + createHash('sha256').update(data).digest('hex').toUpperCase();
 const signApdu = (p2 = '80', di = digestInfo('hello')) => '802A00' + p2 + lv(di) + '00';
 
-/** Writes an EF body through the pre-LOCK personalisation command, 200 bytes per APDU. */
-function writeEf(chip: Chip, fid: string, body: Buffer): void {
-  for (let off = 0; off < body.length; off += 200)
-    expect(tx(chip, '80D0' + fid + lv(h4(off) + hex(body.subarray(off, off + 200)))).sw).toBe(0x9000);
+/** A chip with the JPKI AP installed through the ISD under SCP03 and personalised under SCP03; LOCKed unless lock is false. */
+async function card(opts: { lock?: boolean; store?: ChipStore } = {}): Promise<Chip> {
+  return (await cardChip({ ...opts, keys, certs: certsByEf })).chip;
 }
 
-function personaliseKey(chip: Chip, fidLow: string, priv: KeyObject): void {
-  const jwk = priv.export({ format: 'jwk' });
-  const parts = [jwk.p!, jwk.q!, jwk.dp!, jwk.dq!, jwk.qi!];
-  parts.forEach((p, i) => expect(tx(chip, `80D20${i + 1}${fidLow}` + lv(pad128(b64u(p)))).sw).toBe(0x9000));
+/** Plain command through the session → { data (hex), sw }. */
+async function psend(perso: JpkiPerso, apdu: string): Promise<{ data: string; sw: number }> {
+  const r = await perso.send(fromHex(apdu));
+  return { data: hex(r.subarray(0, r.length - 2)), sw: (r[r.length - 2] << 8) | r[r.length - 1] };
 }
 
-/** A chip with the JPKI AP installed through the ISD under SCP03 and personalised; LOCKed unless lock is false. */
-async function card(opts: { lock?: boolean; store?: ReturnType<typeof openMemoryStore> } = {}): Promise<Chip> {
-  const { chip } = vmChip(opts.store ? { store: opts.store } : {});
-  await loadAndInstall(chip, SAMPLE.packageAid, block, AID);
-  expect(selectAp(chip).sw).toBe(0x9000);
-  for (const [fid, der] of Object.entries(certs)) writeEf(chip, fid, der);
-  writeEf(chip, '0008', Buffer.from([0x8f, 0x8f, 0x00]));
-  personaliseKey(chip, '17', keys.auth.privateKey);
-  personaliseKey(chip, '1A', keys.sign.privateKey);
-  expect(tx(chip, '80D40018' + lv(ascii(AUTH_PIN))).sw).toBe(0x9000);
-  expect(tx(chip, '80D4001B' + lv(ascii(SIGN_PW))).sw).toBe(0x9000);
-  if (opts.lock !== false) expect(tx(chip, '80D60000').sw).toBe(0x9000);
-  return chip;
+/** The status word a jpki-perso call fails with. */
+async function swOf(p: Promise<unknown>): Promise<number | undefined> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof JpkiError) return e.sw;
+    throw e;
+  }
+  return 0x9000;
 }
 
 /** Reads an EF as OpenSC does: 4 header bytes give the DER size, then chunks of at most 255 bytes. */
@@ -126,7 +96,7 @@ function readDer(chip: Chip): Buffer {
   return Buffer.from(out, 'hex');
 }
 
-describe.skipIf(SKIP)('JPKI AP (card profile): built from source, installed under SCP03', () => {
+describe.skipIf(JPKI_SKIP)('JPKI AP (card profile): built from source, installed under SCP03', () => {
   it('SELECT AP by AID (P2=0C, no FCI) and SELECT EF by FID (P1=02); 6A82 / 6A86 / 6700 otherwise', async () => {
     const chip = await card();
     expect(selectAp(chip)).toMatchObject({ data: '', sw: 0x9000 });
@@ -314,37 +284,136 @@ describe.skipIf(SKIP)('JPKI AP (card profile): built from source, installed unde
     expect(c1.data).not.toBe(c2.data);
     expect(tx(chip, '80AE0000').sw).toBe(0x6982);
   });
+});
 
-  it('SET PROFILE 01 (smartphone): token JPKIAPGPSETOKEN and the auth certificate needs the auth PIN', async () => {
+describe.skipIf(JPKI_SKIP)('JPKI AP (card profile): personalisation under the applet-level SCP03 session', () => {
+  it('needs the session: no session / CLA 80 / level 00 → 6982, CLA 00 → 6E00; C-DEC commands below C-DEC → 6982 and the session ends', async () => {
     const chip = await card({ lock: false });
+    const t = transmitOf(chip);
+    expect(selectAp(chip).sw).toBe(0x9000);
+    expect(tx(chip, '84E0000000').sw).toBe(0x6982); // SM class, no session
+    expect(tx(chip, '80E0000000').sw).toBe(0x6982); // plain proprietary class
+    expect(tx(chip, '00E0000000').sw).toBe(0x6e00);
+    expect(tx(chip, '84EA0018' + lv(ascii('1111'))).sw).toBe(0x6982);
+    // Level 00: authenticated, but commands go out plain (CLA 80) → 6982.
+    const plain = await openJpkiPerso(t, { keys: DEFAULT_KEYS, level: 0x00 });
+    expect(await swOf(plain.seId())).toBe(0x6982);
+    // Level 01 (C-MAC): GET SE IDENTIFIER works; SET PIN and IMPORT KEY COMPONENT need C-DEC.
+    const mac = await openJpkiPerso(t, { keys: DEFAULT_KEYS, level: 0x01 });
+    expect((await mac.seId()).length).toBe(16);
+    expect(await swOf(mac.setPin('auth', '1111'))).toBe(0x6982);
+    expect(await swOf(mac.seId())).toBe(0x6982); // the refusal ended the session
+    const mac2 = await openJpkiPerso(t, { keys: DEFAULT_KEYS, level: 0x01 });
+    expect(await swOf(mac2.importKey('auth', keys.auth.privateKey))).toBe(0x6982);
+    // A command whose C-MAC does not verify: 6982, and the session is gone.
+    let corrupt = false;
+    const flaky = async (a: Uint8Array) => {
+      const c = a.slice();
+      if (corrupt) c[c.length - 2] ^= 0x01; // the last MAC byte (Le follows)
+      corrupt = false;
+      return chip.transmit(c);
+    };
+    const full = await openJpkiPerso(flaky, { keys: DEFAULT_KEYS, level: 0x33 });
+    expect((await full.seId()).length).toBe(16);
+    corrupt = true;
+    expect(await swOf(full.seId())).toBe(0x6982);
+    expect(await swOf(full.seId())).toBe(0x6982);
+    // Wrong keys: the card cryptogram does not verify on the host.
+    await expect(openJpkiPerso(t, { keys: { enc: keys_(1), mac: keys_(2), dek: keys_(3) } })).rejects.toThrow(JpkiError);
+    // Without a session the card interface still answers as before.
     selectAp(chip);
-    expect(tx(chip, '80D80001').sw).toBe(0x9000);
-    expect(tx(chip, '80D80002').sw).toBe(0x6a86);
-    expect(tx(chip, '80D60000').sw).toBe(0x9000);
-    selectAp(chip);
-    expect(tx(chip, '00B0860020').data).toBe(ascii('JPKIAPGPSETOKEN'.padEnd(32, ' ')));
-    selectEf(chip, '000A');
-    expect(read(chip, 0, 4).sw).toBe(0x6982);
     selectEf(chip, '0018');
     expect(verifyPin(chip, AUTH_PIN)).toBe(0x9000);
-    selectEf(chip, '000A');
-    expect(readDer(chip).equals(certs['000A'])).toBe(true);
   });
 
-  it('personalisation commands answer only before LOCK (then 6D00); a bad PIN format or out-of-range write is refused', async () => {
-    const chip = await card({ lock: false });
+  it('issuer commands: SE identifier from C9, IMPORT KEY COMPONENT / SET PIN / WRITE CERTIFICATE refusals, phone-only INS 6D00', async () => {
+    const { chip } = vmChip();
+    const seId = fromHex('0102030405060708090A0B0C0D0E0F10');
+    const sc = await secure(chip);
+    expect((await gpLoad(sc, PKG, jpkiBlock())).sw).toBe(0x9000);
+    expect((await gpInstall(sc, PKG, AID, AID, hex(installParams('card', seId)))).sw).toBe(0x9000);
+    const t = transmitOf(chip);
+    const perso = await openJpkiPerso(t, { keys: DEFAULT_KEYS });
+    expect(hex(await perso.seId())).toBe(hex(seId));
+    expect((await psend(perso, '84E0000100')).sw).toBe(0x6a86);
+    // IMPORT KEY COMPONENT: 128 bytes, component 01-05, key 17/1A.
+    expect((await psend(perso, '80E60117' + lv('00'.repeat(127)))).sw).toBe(0x6700);
+    expect((await psend(perso, '80E60617' + lv('00'.repeat(128)))).sw).toBe(0x6a86);
+    expect((await psend(perso, '80E60118' + lv('00'.repeat(128)))).sw).toBe(0x6a86);
+    // No key yet: a certificate for 01/0A is refused (6985); a CA certificate is fine.
+    expect(await swOf(perso.writeCertificate('auth', certs['000A']))).toBe(0x6985);
+    await perso.writeCertificate('authCa', certs['000B']);
+    await perso.importKey('auth', keys.auth.privateKey);
+    expect(await swOf(perso.importKey('auth', keys.auth.privateKey))).toBe(0x6985); // one key per kind: ERASE first
+    // The certificate must contain the modulus of the key of its kind.
+    expect(await swOf(perso.writeCertificate('auth', certs['0001']))).toBe(0x6a80);
+    await perso.writeCertificate('auth', certs['000A']);
+    // SET PIN: format and reference.
+    expect(await swOf(perso.setPin('auth', '12345'))).toBe(0x6a80);
+    expect(await swOf(perso.setPin('sign', 'abcdef'))).toBe(0x6a80);
+    expect((await psend(perso, '80EA0017' + lv(ascii('1234')))).sw).toBe(0x6a86);
+    await perso.setPin('auth', AUTH_PIN);
+    // Commands of the phone profile are unknown here, and so are the app-side temporary-PIN commands.
+    for (const a of ['80E2001700', '80E4001700', '80EC0018', '80EE0018' + lv(hex(seId))]) expect((await psend(perso, a)).sw, a).toBe(0x6d00);
+    expect(tx(chip, '80CA011800').sw).toBe(0x6d00);
+    expect(tx(chip, '002C0098' + lv(ascii('12345678' + '1234'))).sw).toBe(0x6d00);
+    // The auth key signs after the auth PIN (the session is still open; the card interface goes plain).
     selectAp(chip);
-    expect(tx(chip, '80D40018' + lv(ascii('12345'))).sw).toBe(0x6a80);
-    expect(tx(chip, '80D4001B' + lv(ascii('abcdef'))).sw).toBe(0x6a80);
-    expect(tx(chip, '80D00006' + lv(h4(159) + '0000')).sw).toBe(0x6a84);
-    expect(tx(chip, '80D00018' + lv('0000' + '00')).sw).toBe(0x6981);
-    expect(tx(chip, '80D00009' + lv('0000' + '00')).sw).toBe(0x6a82);
-    expect(tx(chip, '80D20617' + lv('00'.repeat(128))).sw).toBe(0x6a86);
-    expect(tx(chip, '80D20117' + lv('00'.repeat(127))).sw).toBe(0x6700);
-    expect(tx(chip, '80D60000').sw).toBe(0x9000);
-    for (const a of ['80D00006' + lv('0000' + '41'), '80D20117' + lv('00'.repeat(128)), '80D40018' + lv(ascii('1111')), '80D60000', '80D80001'])
-      expect(tx(chip, a).sw, a).toBe(0x6d00);
+    expect(tx(chip, '00200098' + lv(ascii(AUTH_PIN))).sw).toBe(0x9000);
+    const s = tx(chip, signApdu('97', digestInfo('card')));
+    expect(verify('sha256', Buffer.from('card'), keys.auth.publicKey, Buffer.from(s.data, 'hex'))).toBe(true);
+    expect(tx(chip, '00B0880000').data).toBe('008F00');
+    // DISABLE KEY: the key stays but refuses to sign (6984); ERASE clears it, its certificate and its PIN.
+    const p3 = await openJpkiPerso(t, { keys: DEFAULT_KEYS });
+    await p3.disableKey('auth');
+    expect(await swOf(p3.disableKey('sign'))).toBe(0x6985); // no sign key
+    selectAp(chip);
+    expect(tx(chip, '00200098' + lv(ascii(AUTH_PIN))).sw).toBe(0x9000);
+    expect(tx(chip, signApdu('97')).sw).toBe(0x6984);
+    const p4 = await openJpkiPerso(t, { keys: DEFAULT_KEYS });
+    await p4.erase('auth');
+    selectAp(chip);
+    expect(tx(chip, signApdu('97')).sw).toBe(0x6985);
+    expect(tx(chip, '00200098' + lv(ascii(AUTH_PIN))).sw).toBe(0x6984); // PIN unset
+    expect(tx(chip, '00B0880000').data).toBe('000000');
+    expect(tx(chip, '00B08A0000').data).toBe('FF'.repeat(256)); // 000A is free on the card profile
+    expect(tx(chip, '00B08B0004').data).toBe(hex(certs['000B'].subarray(0, 4))); // the CA EF stays
+    // After ERASE a new key can be imported, here through a session on logical channel 1.
+    expect(tx(chip, '00A40400' + lv('A000000151000000')).sw).toBe(0x9000); // the AP is not multi-selectable: leave channel 0
+    expect(tx(chip, '0070000001')).toMatchObject({ data: '01', sw: 0x9000 });
+    const p5 = await openJpkiPerso(t, { keys: DEFAULT_KEYS, channel: 1 });
+    expect(p5.cla).toBe(0x81);
+    expect(hex(await p5.seId())).toBe(hex(seId));
+    await p5.importKey('auth', keys.auth.privateKey);
+    expect(tx(chip, '01200098' + lv(ascii(AUTH_PIN))).sw).toBe(0x6984); // the PIN is still unset
+  });
+
+  it('LOCK: every personalisation command (INITIALIZE UPDATE too) answers 6D00; the card interface stays', async () => {
+    const { chip, perso } = await cardChip({ keys, certs: certsByEf, lock: false });
+    await perso.lock();
+    for (const a of ['80E0000000', '80E60117' + lv('00'.repeat(128)), '80E80101' + lv('3082'), '80EA0018' + lv(ascii('1111')), '80F00000', '80F20017', '80F40000'])
+      expect((await psend(perso, a)).sw, a).toBe(0x6d00);
+    await expect(openJpkiPerso(transmitOf(chip), { keys: DEFAULT_KEYS })).rejects.toThrow(/6D00/);
+    selectAp(chip);
+    expect(tx(chip, '8050000008' + '00'.repeat(8)).sw).toBe(0x6d00);
+    expect(tx(chip, '8482000010' + '00'.repeat(16)).sw).toBe(0x6d00);
     selectEf(chip, '0018');
     expect(verifyPin(chip, AUTH_PIN)).toBe(0x9000);
+    expect(tx(chip, '00B0860020').data).toBe(ascii('JPKIAPICCTOKEN2'.padEnd(32, ' ')));
+  });
+
+  it('install parameters: a malformed C9 value or an unknown profile leaves no instance', async () => {
+    const { chip } = vmChip();
+    const sc = await secure(chip);
+    expect((await gpLoad(sc, PKG, jpkiBlock())).sw).toBe(0x9000);
+    for (const params of ['800102', '8002', '8110' + '00'.repeat(15), '800101810F' + '00'.repeat(15)])
+      expect((await gpInstall(sc, PKG, AID, AID, params)).sw, params).not.toBe(0x9000);
+    expect((await gpInstall(sc, PKG, AID, AID, '800100')).sw).toBe(0x9000);
+    expect(selectAp(chip).sw).toBe(0x9000);
   });
 });
+
+/** A 16-byte AES key filled with `n`. */
+function keys_(n: number): Uint8Array {
+  return new Uint8Array(16).fill(n);
+}

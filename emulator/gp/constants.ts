@@ -93,5 +93,6 @@ export const API_PACKAGES: { aid: string; name: string; major: number; minor: nu
   { aid: 'A0000000620101', name: 'javacard.framework', major: 1, minor: 6 },
   { aid: 'A0000000620102', name: 'javacard.security', major: 1, minor: 6 },
   { aid: 'A0000000620201', name: 'javacardx.crypto', major: 1, minor: 6 },
+  { aid: 'A0000000620209', name: 'javacardx.apdu', major: 1, minor: 0 },
   { aid: 'A00000015100', name: 'org.globalplatform', major: 1, minor: 6 },
 ];

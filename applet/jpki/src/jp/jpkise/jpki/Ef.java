@@ -17,8 +17,13 @@ final class Ef {
     final short fid;
     final byte kind;
     byte access;
-    /** BINARY: the file body (its whole size, FF filler after the data). Null for PIN and KEY files. */
-    final byte[] body;
+    /**
+     * BINARY: the file body (its whole size, FF filler after the data); null for PIN and KEY files. A certificate write
+     * swaps it with the staging buffer inside one transaction, so the EF changes all at once.
+     */
+    byte[] body;
+    /** Set by ERASE in its transaction: the EF reads as FF whatever the body holds (its FF fill runs after the commit). */
+    boolean erased;
 
     Ef(short fid, byte kind, byte access, short size) {
         this.fid = fid;
