@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
-# Starts the real pcscd with vsmartcard's vpcd driver and waits until vpcd listens for a vicc on TCP 35963 and 35965.
-# Debian's vpcd entry (CHANNELID 0x8C7B) gives two slots, 35963 and 35964; a second entry this script adds
-# (0x8C7D: slots 35965 and 35966, reader "Virtual PCD JPKI") lets the OpenSC tests run beside the other PC/SC tests.
-# Idempotent: does nothing when vpcd already listens on both. Needs root (pcscd's socket lives in /run/pcscd).
-# Env: VPCD_PORT (default 35963), VPCD_PORT2 (default 35965), PCSCD_WAIT (seconds, 15),
+# Starts the real pcscd with vsmartcard's vpcd driver and waits until vpcd listens for a vicc on TCP 35963.
+# Idempotent: does nothing when vpcd already listens. Needs root (pcscd's socket lives in /run/pcscd).
+# Env: VPCD_PORT (default 35963, the port in /etc/reader.conf.d/vpcd: CHANNELID 0x8C7B), PCSCD_WAIT (seconds, 15),
 #      PCSCD_LOG (default /tmp/jpki-pcscd.log).
 set -euo pipefail
 
 port="${VPCD_PORT:-35963}"
-port2="${VPCD_PORT2:-35965}"
 wait_s="${PCSCD_WAIT:-15}"
 log="${PCSCD_LOG:-/tmp/jpki-pcscd.log}"
 
@@ -18,15 +15,14 @@ die() {
 }
 
 # LISTEN check through /proc (no connection: a probe connect would look like a card insertion to vpcd).
-listening_on() {
+listening() {
   local hexport
-  hexport=$(printf '%04X' "$1")
+  hexport=$(printf '%04X' "$port")
   cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=":$hexport" '$2 ~ p"$" && $4 == "0A" { found = 1 } END { exit !found }'
 }
-listening() { listening_on "$port" && listening_on "$port2"; }
 
 if listening; then
-  echo "pcscd.sh: vpcd already listens on ports $port and $port2"
+  echo "pcscd.sh: vpcd already listens on port $port"
   exit 0
 fi
 
@@ -41,15 +37,11 @@ done
 [ -n "$driver" ] || die "vsmartcard's vpcd driver (libifdvpcd.so) is missing (apt-get install vsmartcard-vpcd)"
 
 # pcscd reads serial readers from reader.conf.d; the Debian package installs one for vpcd on 0x8C7B = 35963.
-vpcd_entry() { # name port
-  printf 'FRIENDLYNAME "%s"\nDEVICENAME   /dev/null:0x%04X\nLIBPATH      %s\nCHANNELID    0x%04X\n' "$1" "$2" "$driver" "$2"
-}
 confdir=/etc/reader.conf.d
-if grep -qs "0x$(printf '%04X' "$port")" "$confdir"/* && [ -w "$confdir" ]; then
-  grep -qs "0x$(printf '%04X' "$port2")" "$confdir"/* || vpcd_entry "Virtual PCD JPKI" "$port2" >"$confdir/vpcd-jpki-se"
-else
+if ! grep -qs libifdvpcd "$confdir"/* || [ "$port" != 35963 ]; then
   confdir=$(mktemp -d /tmp/jpki-reader.conf.XXXXXX)
-  { vpcd_entry "Virtual PCD" "$port"; echo; vpcd_entry "Virtual PCD JPKI" "$port2"; } >"$confdir/vpcd"
+  printf 'FRIENDLYNAME "Virtual PCD"\nDEVICENAME   /dev/null:0x%04X\nLIBPATH      %s\nCHANNELID    0x%04X\n' \
+    "$port" "$driver" "$port" >"$confdir/vpcd"
   echo "pcscd.sh: using reader configuration $confdir/vpcd"
 fi
 
@@ -75,17 +67,10 @@ start_pcscd() {
 # one as soon as none runs. Two starts at most, so a pcscd that dies at once is reported, not retried forever.
 starts=0
 pid=$(pcscd_pids)
-if [ -n "$pid" ] && listening_on "$port" && ! listening_on "$port2"; then
-  # A pcscd started before the second entry existed: restart it so it reads the configuration again.
-  echo "pcscd.sh: pcscd (pid $(echo "$pid" | tr '\n' ' ')) lacks the vpcd slot on $port2; restarting it"
-  kill $pid 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do [ -z "$(pcscd_pids)" ] && break; sleep 0.1; done
-  pid=$(pcscd_pids)
-fi
-[ -n "$pid" ] && echo "pcscd.sh: pcscd already runs (pid $(echo "$pid" | tr '\n' ' ')); waiting for vpcd on ports $port and $port2"
+[ -n "$pid" ] && echo "pcscd.sh: pcscd already runs (pid $(echo "$pid" | tr '\n' ' ')); waiting for vpcd on port $port"
 for ((i = 0; i < wait_s * 10; i++)); do
   if listening; then
-    echo "pcscd.sh: vpcd listens on ports $port and $port2"
+    echo "pcscd.sh: vpcd listens on port $port"
     exit 0
   fi
   if [ -z "$(pcscd_pids)" ] && [ "$starts" -lt 2 ]; then
@@ -97,4 +82,4 @@ done
 
 echo "pcscd.sh: last lines of $log:" >&2
 tail -n 20 "$log" >&2 2>/dev/null || true
-die "vpcd did not listen on TCP ports $port and $port2 within ${wait_s}s (is vsmartcard-vpcd configured in $confdir?)"
+die "vpcd did not listen on TCP port $port within ${wait_s}s (is vsmartcard-vpcd configured in $confdir?)"

@@ -2,6 +2,7 @@
 // APDUs in-process, the echo sample through a vpcd-side TCP client (listen mode) and through the real pcscd, and the
 // determinism of the cycle reports (same chip state + same APDUs ⇒ identical counts).
 import { listening } from './helpers/listening.ts';
+import { acquireVpcdSlot } from './helpers/vpcd-slot.ts';
 import { vpcdPeer } from './helpers/vpcd-peer.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawnSync } from 'node:child_process';
@@ -203,7 +204,8 @@ describe('the echo sample through vpcd', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
-// Real pcscd (vsmartcard vpcd). Slot 0 (TCP 35963) by default: test/pcsc.test.ts uses slot 1 and may run at the same time.
+// Real pcscd (vsmartcard vpcd). Slot 0 (TCP 35963) by default: test/pcsc.test.ts uses slot 1 and may run at the same time;
+// test/opensc-jpki.test.ts shares slot 0 through a lock file (helpers/vpcd-slot.ts).
 
 const REQUIRE = process.env.JPKI_REQUIRE_PCSC === '1';
 const PORT = Number(process.env.JPKI_VPCD_VM_TEST_PORT ?? 35963);
@@ -259,9 +261,11 @@ async function until(cond: () => Promise<boolean>, what: string, ms = 10_000): P
 describe.runIf(!pcscReason || REQUIRE)('the echo sample through the real pcscd', () => {
   let chip: Chip;
   let vicc: ViccHandle | undefined;
+  let release: (() => void) | undefined;
 
   beforeAll(async () => {
     if (pcscReason) throw new Error(`PC/SC is required but unavailable: ${pcscReason}`);
+    release = await acquireVpcdSlot(PORT); // test/opensc-jpki.test.ts uses this slot too
     chip = vmChip().chip;
     await install(chip, 'echo');
     chip.powerDown();
@@ -272,10 +276,11 @@ describe.runIf(!pcscReason || REQUIRE)('the echo sample through the real pcscd',
     vicc = connectToVpcd(chip, { port: PORT, reconnect: true });
     await vicc.ready;
     await until(async () => (await run('opensc-tool', ['-r', READER, '-a'])).trim() !== '', `pcscd to see the card in "${READER}"`);
-  }, 30_000);
+  }, 150_000);
 
   afterAll(async () => {
     await vicc?.close();
+    release?.();
   });
 
   it('opensc-tool selects the echo applet and gets the echo back', async () => {
