@@ -1,6 +1,7 @@
 // npm run bench: throughput of the chip in-process, SCP03-wrapped, and the vpcd round trip; then the Java Card VM
 // (bench/vm.ts): interpreter loops, sample applets and the predicted-vs-published cycle table; then the conversion time
-// of the Java Card samples (bench/convert.ts). Prints Markdown tables.
+// of the Java Card samples (bench/convert.ts); then the JPKI AP on a card and a phone (bench/jpki.ts). Prints Markdown
+// tables.
 import { cpus, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { fromHex } from '../emulator/bytes.ts';
 import { hostUnwrap, hostWrap, openSecureChannel } from '../emulator/scp03.ts';
 import { benchVm } from './vm.ts';
 import { benchConvert, printConvertBench } from './convert.ts';
+import { benchJpki, printJpkiBench } from './jpki.ts';
 
 const KEY = fromHex('404142434445464748494A4B4C4D4E4F');
 
@@ -103,6 +105,9 @@ async function main(): Promise<void> {
   console.log(`\n${vm.cycleTable}`);
 
   printConvertBench(benchConvert());
+
+  // JPKI AP (issue 5): sign and login throughput on an issued card and a provisioned phone, and the cycle model's view.
+  printJpkiBench(await benchJpki());
 }
 
 await main();
