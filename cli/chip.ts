@@ -10,6 +10,9 @@ import { appLifeName, cardLifeName } from '../emulator/gp/constants.ts';
 import { usedPersistent } from '../emulator/gp/registry.ts';
 import type { Model } from '../emulator/gp/registry.ts';
 import { keyTypeName } from '../emulator/host/gp-data.ts';
+import { JPKI_AID, JPKI_APSD_AID } from '../emulator/host/jpki-perso.ts';
+import { TEXT_AP_AID } from '../emulator/host/textap-perso.ts';
+import { ARA_M_AID } from '../emulator/device/ace.ts';
 import type { VmRuntime } from '../emulator/vm/runtime.ts';
 import type { Values } from './args.ts';
 import { UsageError, flag, str } from './args.ts';
@@ -48,6 +51,14 @@ function liveLockOwner(path: string): number | undefined {
   }
 }
 
+/** The project's own applications, named in the registry table (chip new --personalise installs them). */
+const KNOWN_APPS: Record<string, string> = {
+  [JPKI_AID]: 'JPKI AP',
+  [JPKI_APSD_AID]: 'JPKI APSD',
+  [hex(ARA_M_AID)]: 'ARA-M',
+  [TEXT_AP_AID]: 'text AP (券面入力補助AP)',
+};
+
 export function summary(chip: Chip): string[] {
   const m = chip.model();
   const isd = m.registry.apps[0];
@@ -60,22 +71,48 @@ export function summary(chip: Chip): string[] {
   ];
 }
 
+/** Where `chip new --personalise phone` keeps the phone's APSD keys and app certificate: next to the state file. */
+export const phoneFileOf = (state: string): string => `${state}.phone.json`;
+
+/** An existing FILE is replaced only with --force, and never while a live process has it open. */
+export function checkReplace(state: string, force: boolean): void {
+  if (!existsSync(state)) return;
+  if (!force) throw new Error(`${state} already exists (use --force to replace it)`);
+  const owner = liveLockOwner(state);
+  if (owner !== undefined) throw new Error(`${state} is in use by process ${owner}; stop it before replacing the chip`);
+}
+
+/** A replaced chip's phone file describes keys that no longer exist: it goes with the chip. Returns what was removed. */
+export function dropPhoneFile(state: string): string | undefined {
+  const file = phoneFileOf(state);
+  if (!existsSync(file)) return undefined;
+  rmSync(file);
+  return file;
+}
+
+/** The summary lines of a new chip, indented: profile, ATR, life cycle, ISD keys. */
+export function newChipLines(chip: Chip): string[] {
+  const lines = summary(chip).map((l) => `  ${l}`);
+  if (hex(chip.profile.initialKey) === '404142434445464748494A4B4C4D4E4F')
+    lines.push(`  keys:     ENC = MAC = DEK = ${hex(chip.profile.initialKey)} (the GlobalPlatform test key)`);
+  return lines;
+}
+
 export function chipNew(v: Values, io: Io): number {
   const state = requireState(v);
   const profile = profileOption(v) ?? DEFAULT_PROFILE;
-  if (existsSync(state)) {
-    if (!flag(v, 'force')) throw new Error(`${state} already exists (use --force to replace it)`);
-    const owner = liveLockOwner(state);
-    if (owner !== undefined) throw new Error(`${state} is in use by process ${owner}; stop it before replacing the chip`);
+  checkReplace(state, flag(v, 'force'));
+  const replaced = existsSync(state);
+  if (replaced) {
     rmSync(state);
     rmSync(`${state}.lock`, { force: true });
   }
+  const dropped = replaced ? dropPhoneFile(state) : undefined;
   const chip = openChip({ state, profile });
   try {
     io.out(`created ${state}`);
-    for (const line of summary(chip)) io.out(`  ${line}`);
-    if (hex(profile.initialKey) === '404142434445464748494A4B4C4D4E4F')
-      io.out(`  keys:     ENC = MAC = DEK = ${hex(profile.initialKey)} (the GlobalPlatform test key)`);
+    for (const line of newChipLines(chip)) io.out(line);
+    if (dropped) io.out(`removed ${dropped} (the keys of the chip replaced)`);
   } finally {
     chip.close();
   }
@@ -105,7 +142,7 @@ export function chipInfo(v: Values, io: Io): number {
     const rows: string[][] = [['kind', 'AID', 'state', 'privileges', 'security domain', 'details']];
     for (const a of m.registry.apps) {
       const kind = a === m.registry.apps[0] ? 'ISD' : a.isSd ? 'SD' : 'APP';
-      const details = [`from ${a.elf}`];
+      const details = [...(KNOWN_APPS[a.aid] ? [KNOWN_APPS[a.aid]] : []), `from ${a.elf}`];
       if (a.params) details.push(`params ${a.params}`);
       if (a.scpI !== undefined) details.push(`SCP03 i=${h2(a.scpI)}`);
       rows.push([kind, a.aid, appLifeName(a.lifeCycle, a.isSd), hex(privBytes(a.privileges)), a.sd === a.aid ? '-' : a.sd, details.join(', ')]);

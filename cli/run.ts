@@ -23,22 +23,65 @@ interface Leaf {
 
 const NONE = { min: 0, max: 0, what: 'arguments' };
 
+/** `chip new` options that only --personalise uses; each of them sends the command down that path. */
+const PERSONALISE_OPTIONS: Options = {
+  personalise: { type: 'string' },
+  ca: { type: 'string' },
+  'auth-pin': { type: 'string' },
+  'sign-password': { type: 'string' },
+  name: { type: 'string' },
+  birth: { type: 'string' },
+  address: { type: 'string' },
+  sex: { type: 'string' },
+  'my-number': { type: 'string' },
+  'se-id': { type: 'string' },
+  'app-cert': { type: 'string' },
+};
+
 const CHIP_NEW: Leaf = {
   path: ['chip', 'new'],
-  summary: 'create a chip state file',
+  summary: 'create a chip state file (optionally a personalised card or phone)',
   help: `Usage: jpki-se chip new --state FILE [--profile NAME] [--force]
+       jpki-se chip new --state FILE --personalise card|phone [--ca DIR] [--auth-pin PIN]
+                        [--sign-password PW] [--name NAME] [--birth YYYYMMDD] [--address TEXT]
+                        [--sex 1|2|9] [--my-number DIGITS] [--se-id HEX] [--app-cert FILE]
+                        [--profile NAME] [--force]
 
 Creates a chip: FILE then holds a fresh card (issuer security domain with the initial
 key set, card life cycle SECURED), ready for "chip serve", "apdu" and "gp".
 
+With --personalise the chip is then issued from a test CA, each party of the real
+issuance played in turn (docs/jpki-applet.md, "Personalisation helpers"):
+  card   a My Number Card (profile mynumber-card): the JPKI AP and the text AP
+         installed under the ISD, keys imported, certificates, PINs, both locked
+  phone  a phone's GP-SE: the JPKI APSD with random SCP03 keys, the ARA-M with a rule
+         for one app, the JPKI AP under the APSD with keys made on chip, certificates,
+         the user PINs set through the app; FILE.phone.json (mode 0600) keeps the SE
+         id, the APSD keys and the app certificate for later tools
+The holder is a fictional test citizen unless the options below say otherwise.
+
 Options:
-  --state FILE      the state file to create
-  --profile NAME    chip profile (default jcop4-like)
-  --force           replace FILE if it exists
-  -h, --help        show this help`,
-  options: { state: { type: 'string' }, profile: { type: 'string' }, force: { type: 'boolean' } },
+  --state FILE          the state file to create
+  --profile NAME        chip profile (default jcop4-like; mynumber-card with --personalise card)
+  --force               replace FILE (and FILE.phone.json) if it exists
+  --personalise KIND    card or phone
+  --ca DIR              the test CA: loaded when DIR holds one, else created there
+                        (default FILE.ca)
+  --auth-pin PIN        auth PIN (利用者証明用), 4 digits (default 1234)
+  --sign-password PW    sign password (署名用), 6-16 of A-Z and 0-9 (default ABC123)
+  --name NAME           氏名; an ASCII space becomes U+3000 between family and given name
+  --birth YYYYMMDD      生年月日; the holder must be 15 or older (default 19800217)
+  --address TEXT        住所, at most 200 characters
+  --sex 1|2|9           male, female, not applicable (default 2)
+  --my-number DIGITS    個人番号, 12 digits with a valid check digit (card only)
+  --se-id HEX           the 16-byte SE identifier (phone only; default random)
+  --app-cert FILE       the app's signing certificate, DER or PEM, that the ARA-M rule
+                        names (phone only; default a new self-signed one)
+  -h, --help            show this help`,
+  options: { state: { type: 'string' }, profile: { type: 'string' }, force: { type: 'boolean' }, ...PERSONALISE_OPTIONS },
   positionals: NONE,
-  run: (v, _p, io) => chipNew(v, io),
+  run: async (v, _p, io) =>
+    Object.keys(PERSONALISE_OPTIONS).some((k) => v[k] !== undefined) ? (await import('./personalise.ts')).chipNewPersonalised(v, io) : chipNew(v, io),
 };
 
 const CHIP_SERVE: Leaf = {

@@ -12,7 +12,7 @@ import { TEXT_AP_AID, openTextApPerso, verificationB } from '../host/textap-pers
 import type { KeySet } from '../scp03.ts';
 import { DEFAULT_TEST_KEY, keySetFrom } from '../host/gp-client.ts';
 import { appletBlock } from './caps.ts';
-import { TEST_CITIZEN, attributesOf, holderOf } from './citizen.ts';
+import { TEST_CITIZEN, attributesOf, checkCitizen, holderOf } from './citizen.ts';
 import type { Citizen } from './citizen.ts';
 import { issueCertificate } from './test-ca.ts';
 import type { TestCa } from './test-ca.ts';
@@ -53,6 +53,25 @@ export interface IssuedCard {
   verificationB: string;
 }
 
+export type PinName = 'auth' | 'sign' | 'text';
+
+/** What is wrong with a PIN of that kind (read after the value), or undefined when the applets take it. */
+export function pinProblem(kind: PinName, pin: string): string | undefined {
+  if (typeof pin !== 'string') return 'is not a string';
+  // docs/jpki-applet.md (SET PIN, RESET RETRY COUNTER) and applet/textap/README.md: the formats the applets check.
+  if (kind === 'sign') return /^[A-Z0-9]{6,16}$/.test(pin) ? undefined : 'is not 6 to 16 characters of A-Z and 0-9';
+  return /^[0-9]{4}$/.test(pin) ? undefined : 'is not 4 digits';
+}
+
+/** Throws a RangeError naming the first PIN the applets would refuse. */
+export function checkPins(pins: Partial<Record<PinName, string>>): void {
+  for (const kind of ['auth', 'sign', 'text'] as const) {
+    const pin = pins[kind];
+    const problem = pin === undefined ? undefined : pinProblem(kind, pin);
+    if (problem) throw new RangeError(`${kind} PIN "${pin}" ${problem}`);
+  }
+}
+
 /** Loads a product applet's package unless the card has it. */
 export async function ensureLoaded(gp: GpClient, name: 'jpki' | 'aram' | 'textap', elf: string): Promise<void> {
   const { loadFiles } = await gp.list();
@@ -66,6 +85,10 @@ export async function issueMyNumberCard(transport: ApduTransport, opts: CardOpti
   const text = pins.text ?? pins.auth;
   const keys = opts.issuerKeys ?? keySetFrom(DEFAULT_TEST_KEY);
   const now = opts.now ?? new Date();
+  // Everything the card or the CA could refuse is checked before the first APDU: a bad input leaves the chip untouched.
+  checkCitizen(citizen, { textAp: true, now });
+  checkPins({ ...pins, text });
+  const vb = verificationB(citizen.birth, opts.expiryYear ?? String(now.getUTCFullYear() + 10), opts.securityCode ?? '0000');
 
   const isd = await connectGp(transport);
   await isd.authenticate({ keys, kvn: opts.kvn });
@@ -93,7 +116,6 @@ export async function issueMyNumberCard(transport: ApduTransport, opts: CardOpti
   await jpki.setPin('sign', pins.sign);
   if (opts.lock !== false) await jpki.lock();
 
-  const vb = verificationB(citizen.birth, opts.expiryYear ?? String(now.getUTCFullYear() + 10), opts.securityCode ?? '0000');
   const tap = await openTextApPerso(transmit, { keys, kvn: opts.kvn });
   await tap.writeMyNumber(citizen.myNumber);
   await tap.writeAttributes(attributesOf(citizen));

@@ -28,8 +28,8 @@ import type { CertEf, KeyKind } from '../host/jpki-perso.ts';
 import type { KeySet } from '../scp03.ts';
 import { createAce } from '../device/ace.ts';
 import { ARA_M_AID } from '../device/ace.ts';
-import { ensureLoaded } from './mynumber-card.ts';
-import { TEST_CITIZEN, holderOf } from './citizen.ts';
+import { checkPins, ensureLoaded } from './mynumber-card.ts';
+import { TEST_CITIZEN, checkCitizen, holderOf } from './citizen.ts';
 import type { Citizen } from './citizen.ts';
 import { issueCertificate } from './test-ca.ts';
 import type { TestCa } from './test-ca.ts';
@@ -37,6 +37,8 @@ import type { TestCa } from './test-ca.ts';
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 export const ARA_M_PACKAGE_AID = 'A00000015141434C';
+/** Key version of the key set the SEI-TSM puts into the JPKI APSD (it replaces the initial set, also 30). */
+export const APSD_KVN = 0x30;
 
 export interface PhonePins {
   auth: string;
@@ -51,7 +53,7 @@ export interface PhoneOptions {
   pins?: PhonePins;
   /** The ISD's keys (SE issuer); default the GlobalPlatform test key. */
   issuerKeys?: KeySet;
-  /** Keys the SEI-TSM puts into the JPKI APSD (KVN 30); default fresh random AES-128 keys. */
+  /** Keys the SEI-TSM puts into the JPKI APSD (APSD_KVN); default fresh random AES-128 keys. */
   apsdKeys?: KeySet;
   /** 16-byte SE identifier; default random. */
   seId?: Uint8Array;
@@ -63,6 +65,7 @@ export interface PhoneOptions {
 export interface ProvisionedPhone {
   seId: Uint8Array;
   apsdKeys: KeySet;
+  apsdKvn: number;
   appCertificate: Uint8Array;
   citizen: Citizen;
   pins: PhonePins;
@@ -93,7 +96,7 @@ function tlv(tag: string, value: Uint8Array): Uint8Array {
 }
 
 /**
- * The ARA-M rule "this app (SHA-256 of its signing certificate) may send any APDU to `aid`", stored through the ISD
+ * The ARA-M rule "this app (SHA-256 of its signing certificate) may send every APDU to `aid`", stored through the ISD
  * (INSTALL [for personalization] + STORE DATA Command-Store-REF-AR-DO, GP SEAC 1.1 / applet/aram/README.md).
  */
 export async function storeAccessRule(isd: GpClient, aid: string, appCertificate: Uint8Array): Promise<void> {
@@ -120,6 +123,12 @@ export async function provisionPhone(transport: ApduTransport, opts: PhoneOption
   const seId = opts.seId ?? new Uint8Array(randomBytes(16));
   const appCertificate = opts.appCertificate ?? (await testAppCertificate());
   const now = opts.now ?? new Date();
+  // Checked before the first APDU: a bad input leaves the chip as it was.
+  checkCitizen(citizen, { textAp: false, now });
+  checkPins(pins);
+  if (seId.length !== 16) throw new RangeError(`SE identifier of ${seId.length} bytes; 16 expected`);
+  for (const [name, key] of Object.entries(apsdKeys))
+    if (![16, 24, 32].includes(key.length)) throw new RangeError(`APSD ${name} key of ${key.length} bytes; an AES key has 16, 24 or 32`);
 
   // SE issuer: the APSD, the ARA-M and its rule.
   const isd = await connectGp(transport);
@@ -133,16 +142,16 @@ export async function provisionPhone(transport: ApduTransport, opts: PhoneOption
   // SEI-TSM: own keys into the APSD (replacing the initial test keys), then the JPKI AP under it.
   const first = await connectGp(transport, { sd: JPKI_APSD_AID });
   await first.authenticate({ keys: keySetFrom(DEFAULT_TEST_KEY) });
-  await first.putKey({ keys: apsdKeys, newKvn: 0x30, replaceKvn: 0x30 });
+  await first.putKey({ keys: apsdKeys, newKvn: APSD_KVN, replaceKvn: 0x30 });
   const apsd = await connectGp(transport, { sd: JPKI_APSD_AID });
-  await apsd.authenticate({ keys: apsdKeys, kvn: 0x30 });
+  await apsd.authenticate({ keys: apsdKeys, kvn: APSD_KVN });
   await ensureLoaded(apsd, 'jpki', JPKI_PACKAGE_AID);
   await apsd.install({ elf: JPKI_PACKAGE_AID, module: JPKI_AID, aid: JPKI_AID, params: installParams('phone', seId) });
   await apsd.end();
 
   // SP-TSM: keys generated in the SE, the commitment checked, certificates written, temporary PINs.
   const transmit = (a: Uint8Array) => transport.transmit(a);
-  const perso = await openJpkiPerso(transmit, { keys: apsdKeys, kvn: 0x30 });
+  const perso = await openJpkiPerso(transmit, { keys: apsdKeys, kvn: APSD_KVN });
   const readId = await perso.seId();
   if (hex(readId) !== hex(seId)) throw new Error(`the JPKI AP reports SE identifier ${hex(readId)}, installed with ${hex(seId)}`);
   const certificates = {} as Record<CertEf, Uint8Array>;
@@ -175,7 +184,7 @@ export async function provisionPhone(transport: ApduTransport, opts: PhoneOption
   } finally {
     await channel.close();
   }
-  return { seId, apsdKeys, appCertificate, citizen, pins, certificates };
+  return { seId, apsdKeys, apsdKvn: APSD_KVN, appCertificate, citizen, pins, certificates };
 }
 
 /** Summary lines of a provisioned phone, for the CLI. */
@@ -183,7 +192,7 @@ export function describePhone(p: ProvisionedPhone): string[] {
   const h = createHash('sha256').update(p.appCertificate).digest();
   return [
     `SE id:    ${hex(p.seId)}`,
-    `APSD:     ${JPKI_APSD_AID}, KVN 30: ENC ${hex(p.apsdKeys.enc)} MAC ${hex(p.apsdKeys.mac)} DEK ${hex(p.apsdKeys.dek)}`,
+    `APSD:     ${JPKI_APSD_AID}, KVN ${hex(Uint8Array.of(p.apsdKvn))}: ENC ${hex(p.apsdKeys.enc)} MAC ${hex(p.apsdKeys.mac)} DEK ${hex(p.apsdKeys.dek)}`,
     `app:      SHA-256 of its signing certificate ${hex(h)} (the only app the ARA-M rule lets in)`,
     `holder:   ${p.citizen.name} (born ${p.citizen.birth})`,
     `PINs:     auth ${p.pins.auth}, sign ${p.pins.sign}`,
