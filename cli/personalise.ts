@@ -25,7 +25,7 @@ import type { Values } from './args.ts';
 import { UsageError, flag, parseHex, str } from './args.ts';
 import { checkReplace, dropPhoneFile, newChipLines, phoneFileOf, profileOption, requireState } from './chip.ts';
 import type { Io } from './io.ts';
-import { writePhoneFile } from './phone-file.ts';
+import { writePhoneFile } from '../emulator/personalise/phone-file.ts';
 
 type Kind = 'card' | 'phone';
 

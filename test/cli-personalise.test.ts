@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../cli/run.ts';
 import type { Io } from '../cli/io.ts';
-import { readPhoneFile } from '../cli/phone-file.ts';
+import { readPhoneFile } from '../emulator/personalise/phone-file.ts';
 import { concat, fromHex, hex } from '../emulator/bytes.ts';
 import { createAce, SecurityError } from '../emulator/device/ace.ts';
 import { connectGp, DEFAULT_TEST_KEY, keySetFrom } from '../emulator/host/gp-client.ts';

@@ -3,12 +3,12 @@
 // and the approved app's signing certificate. It holds secrets, so it is written with mode 0600.
 import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { fromHex, hex } from '../emulator/bytes.ts';
-import type { CertEf } from '../emulator/host/jpki-perso.ts';
-import { JPKI_AID, JPKI_APSD_AID } from '../emulator/host/jpki-perso.ts';
-import { ARA_M_AID } from '../emulator/device/ace.ts';
-import type { ProvisionedPhone } from '../emulator/personalise/phone.ts';
-import type { KeySet } from '../emulator/scp03.ts';
+import { fromHex, hex } from '../bytes.ts';
+import type { CertEf } from '../host/jpki-perso.ts';
+import { JPKI_AID, JPKI_APSD_AID } from '../host/jpki-perso.ts';
+import { ARA_M_AID } from '../device/ace.ts';
+import type { ProvisionedPhone } from './phone.ts';
+import type { KeySet } from '../scp03.ts';
 
 export const PHONE_FILE_FORMAT = 'jpki-se-phone/1';
 
