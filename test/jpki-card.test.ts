@@ -17,7 +17,7 @@ import { JpkiError, installParams, openJpkiPerso } from '../emulator/host/jpki-p
 import type { CertEf, JpkiPerso } from '../emulator/host/jpki-perso.ts';
 import { DEFAULT_KEYS, secure, tx } from './helpers/chip.ts';
 import { gpInstall, gpLoad, lv, vmChip } from './helpers/vm-chip.ts';
-import { AUTH_PIN, JPKI_SKIP, SIGN_PW, cardChip, jpkiBlock, testCardKeys, transmitOf } from './helpers/jpki.ts';
+import { AUTH_PIN, JPKI_SKIP, SIGN_PW, cardChip, jpkiBlock, swOf, testCardKeys, transmitOf } from './helpers/jpki.ts';
 
 if (JPKI_SKIP) console.warn('jpki-card: javac not found on PATH, skipping (set JPKI_REQUIRE_JDK=1 to fail instead)');
 
@@ -68,17 +68,6 @@ async function card(opts: { lock?: boolean; store?: ChipStore } = {}): Promise<C
 async function psend(perso: JpkiPerso, apdu: string): Promise<{ data: string; sw: number }> {
   const r = await perso.send(fromHex(apdu));
   return { data: hex(r.subarray(0, r.length - 2)), sw: (r[r.length - 2] << 8) | r[r.length - 1] };
-}
-
-/** The status word a jpki-perso call fails with. */
-async function swOf(p: Promise<unknown>): Promise<number | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof JpkiError) return e.sw;
-    throw e;
-  }
-  return 0x9000;
 }
 
 /** Reads an EF as OpenSC does: 4 header bytes give the DER size, then chunks of at most 255 bytes. */
@@ -220,6 +209,22 @@ describe.skipIf(JPKI_SKIP)('JPKI AP (card profile): built from source, installed
     for (const sw of [0x63c3, 0x63c2, 0x63c1, 0x63c0]) expect(verifyPin(chip, 'WRONG1')).toBe(sw);
     expect(verifyPin(chip, SIGN_PW)).toBe(0x6984);
     expect(verifyPin(chip)).toBe(0x63c0);
+  });
+
+  it('VERIFY of a value longer than the longest PIN (Lc 128, 255, extended 200 and 256): a wrong PIN using one try, never 6F00', async () => {
+    // Regression (fuzz-applets): a length of 128 or more reached OwnerPIN.check as a negative byte → 6F00 after the decrement.
+    const longest = 'ABCDEFGHIJ123456';
+    const chip = (await cardChip({ keys, certs: certsByEf, signPin: longest })).chip;
+    selectAp(chip);
+    expect(tx(chip, '00200098' + lv('31'.repeat(128))).sw).toBe(0x63c2);
+    expect(tx(chip, '0020009B' + lv('41'.repeat(255))).sw).toBe(0x63c4);
+    // Extended Lc (up to the 256 bytes the APDU buffer takes): the 16-character password followed by more is not it.
+    expect(tx(chip, '0020009B0000C8' + ascii(longest) + '00'.repeat(200 - 16)).sw).toBe(0x63c3);
+    expect(tx(chip, '0020009B000100' + ascii(longest) + '00'.repeat(256 - 16)).sw).toBe(0x63c2);
+    expect(tx(chip, '0020009B' + lv(ascii(longest + 'X'))).sw).toBe(0x63c1);
+    expect(tx(chip, '0020009B').sw).toBe(0x63c1);
+    expect(tx(chip, '0020009B' + lv(ascii(longest))).sw).toBe(0x9000);
+    expect(tx(chip, '00200098' + lv(ascii(AUTH_PIN))).sw).toBe(0x9000);
   });
 
   it('COMPUTE DIGITAL SIGNATURE over a DigestInfo with each key after its PIN; verifies with node:crypto', async () => {

@@ -11,7 +11,7 @@ import { encodeCommand } from '../emulator/apdu.ts';
 import { fromHex, hex } from '../emulator/bytes.ts';
 import type { Chip } from '../emulator/card.ts';
 import { connectGp } from '../emulator/host/gp-client.ts';
-import { JPKI_AID, JPKI_APSD_AID, JpkiError, commitmentMatches, openJpkiPerso, revealTemporaryPin, unblockPin } from '../emulator/host/jpki-perso.ts';
+import { JPKI_AID, JPKI_APSD_AID, commitmentMatches, openJpkiPerso, revealTemporaryPin, unblockPin } from '../emulator/host/jpki-perso.ts';
 import type { JpkiPerso, KeyKind } from '../emulator/host/jpki-perso.ts';
 import { DEFAULT_KEYS, tx } from './helpers/chip.ts';
 import { lv } from './helpers/vm-chip.ts';
@@ -27,6 +27,7 @@ import {
   phoneInstalled,
   provisionKind,
   rsaPublicKey,
+  swOf,
   transmitOf,
 } from './helpers/jpki.ts';
 
@@ -42,17 +43,6 @@ const selectAp = (chip: Chip) => tx(chip, '00A4040C' + lv(JPKI_AID));
 /** READ BINARY of a whole small range by SFI. */
 const readSfi = (chip: Chip, sfi: string, off: number, le: number) =>
   tx(chip, '00B0' + sfi + off.toString(16).padStart(2, '0') + le.toString(16).padStart(2, '0'));
-
-/** The status word a jpki-perso call fails with (9000 when it succeeds). */
-async function swOf(p: Promise<unknown>): Promise<number | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof JpkiError) return e.sw;
-    throw e;
-  }
-  return 0x9000;
-}
 
 /** Plain command through the session → { data (hex), sw }. */
 async function psend(perso: JpkiPerso, apdu: Uint8Array | string): Promise<{ data: string; sw: number }> {
@@ -98,6 +88,9 @@ describe.skipIf(JPKI_SKIP)('JPKI AP (phone profile) under the JPKI APSD', () => 
     expect(list.loadFiles.find((e) => e.aid === 'D392F00026010000')).toMatchObject({ sd: JPKI_APSD_AID });
     // The ISD's keys are not the APSD's: the card cryptogram of the AP's session does not verify.
     await expect(openJpkiPerso(t, { keys: DEFAULT_KEYS })).rejects.toThrow(/card cryptogram does not verify/);
+    // What the AP answers a host without the keys (docs/jpki-applet.md, found by the fuzz): 6300, then 6985 (nothing pending).
+    expect(tx(chip, '8482030010' + '11'.repeat(16)).sw).toBe(0x6300);
+    expect(tx(chip, '8482030010' + '11'.repeat(16)).sw).toBe(0x6985);
     const perso = await openJpkiPerso(t, { keys: APSD_KEYS });
     expect(hex(await perso.seId())).toBe(hex(seId));
     expect((await psend(perso, '84E0000000')).data).toBe(hex(TEST_SE_ID));

@@ -4,7 +4,7 @@
 // of transmit, a well-formed R-APDU with an ISO status word, no data with an error status (ISO 7816-4 §5.1.3), a
 // status word the caller allows, no 6F00 unless allowed, no "internal error" in the chip log. Setup commands (e.g.
 // SELECT) are replayed periodically and an invariant callback runs every K commands. The result is a report; failing
-// is the caller's decision.
+// is the caller's decision. watchTries follows the try counters of an applet's PINs for such invariants.
 import { concat, fromHex, hex } from '../../emulator/bytes.ts';
 import { decodeCla, encodeCommand, parseCommand } from '../../emulator/apdu.ts';
 import type { CommandApdu } from '../../emulator/apdu.ts';
@@ -354,4 +354,175 @@ export function summary(rep: FuzzReport): string {
   const sws = [...rep.sws.entries()].sort((a, b) => b[1] - a[1]).map(([s, n]) => `${swHex(s)}×${n}`).join(' ');
   const ops = [...rep.mutations.entries()].sort((a, b) => b[1] - a[1]).map(([s, n]) => `${s} ${n}`).join(', ');
   return `${rep.name}: ${rep.sent} APDUs in ${(rep.ms / 1000).toFixed(1)} s (seed ${rep.seed}), ${rep.invariantChecks} invariant checks, ${rep.setups} setups, ${rep.osAvoided} OS commands turned; SWs ${sws}; mutations ${ops}`;
+}
+
+// --- try counters -------------------------------------------------------------------------------------------------
+
+/** A reference (PIN, password) of the applet under fuzz: how to query its counter and present a value. */
+export interface TriesRef {
+  name: string;
+  /** The retry query by SFI (hex, e.g. 00 20 00 98): 63Cx with x tries left, 9000 when verified since selection. */
+  query: string;
+  /** VERIFY of a value by SFI (hex), so that presenting it leaves the current EF alone. */
+  verify: (value: Uint8Array) => string;
+  /** Tries after a correct presentation. */
+  limit: number;
+  /** Whether a value of this length may be this reference's; the references' lengths must not overlap. */
+  fits: (length: number) => boolean;
+  /** The right value now; the watch follows the fuzzer's successful changes. */
+  value: Uint8Array;
+}
+
+/** A command whose 9000 gives a reference a new value (full counter): its INS and the new value in its data. */
+export interface TriesSetter {
+  ins: number;
+  value: (data: Uint8Array) => Uint8Array;
+}
+
+export interface TriesOptions {
+  /** The chip under fuzz, for the queries the watch sends after each fuzzed command that may touch a counter. */
+  chip: Chip;
+  /** INS after which the counters are read at once (default VERIFY 20, CHANGE REFERENCE DATA 24, RESET RETRY COUNTER 2C). */
+  follow?: number[];
+  /**
+   * Until this many fuzzed commands, a reference found at its last try gets its right value (SFI form, current EF
+   * untouched), so the fuzz sees every 63Cx but cannot block it, and each check presents every right value; afterwards
+   * nothing is presented and the fuzz may block the references. Absent: checks always present, no keep-alive.
+   */
+  keepAliveUntil?: number;
+}
+
+export interface TriesStats {
+  /** VERIFYs with data the fuzzer sent that answered 9000 / 63Cx, per reference (by the value's length). */
+  right: Map<string, number>;
+  wrong: Map<string, number>;
+  /** Successful value changes (setters) per reference. */
+  changed: Map<string, number>;
+  /** Counter reads after fuzzed commands, and the presentations of a last try's right value. */
+  reads: number;
+  keptAlive: Map<string, number>;
+  /** Fuzzed commands seen when a reference was first found blocked. */
+  blockedAt: Map<string, number>;
+  /** Harness revivals (see TriesWatch.check). */
+  revived: Map<string, number>;
+}
+
+export interface TriesWatch {
+  refs: TriesRef[];
+  stats: TriesStats;
+  /**
+   * The fuzzer's observe hook: follows VERIFY answers and the setters' 9000s; after a command with a followed INS it
+   * reads every counter by its retry query and fails when one went up without that command being a correct VERIFY or
+   * a setter that answered 9000.
+   */
+  observe(cmd: Uint8Array, sw: number): void;
+  /**
+   * The periodic check, run right after a reselection (nothing verified): the same counter comparison; a reference at
+   * 0 tries is handed to `revive` (the caller's own unblock, which must bring the counter back to its limit) when
+   * given; then, while keepAliveUntil allows, every reference with tries left is presented its right value, which must
+   * answer 9000 (so protected files can be read).
+   */
+  check(revive?: (ref: TriesRef) => Check): Promise<string | undefined>;
+  /** Whether the last check presented this reference's right value (so what it guards must be open). */
+  verified(name: string): boolean;
+}
+
+const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+const statusOf = (r: Uint8Array) => (r.length < 2 ? -1 : (r[r.length - 2] << 8) | r[r.length - 1]);
+
+/** Watches the try counters of `refs` (all at their limits when the run starts). */
+export function watchTries(refs: TriesRef[], setters: TriesSetter[], o: TriesOptions): TriesWatch {
+  const follow = new Set(o.follow ?? [0x20, 0x24, 0x2c]);
+  const last = new Map(refs.map((r) => [r.name, r.limit]));
+  const refilled = new Set<string>();
+  const stats: TriesStats = { right: new Map(), wrong: new Map(), changed: new Map(), reads: 0, keptAlive: new Map(), blockedAt: new Map(), revived: new Map() };
+  let problem: string | undefined;
+  let seen = 0;
+  const verified = new Set<string>();
+  const keepingAlive = () => o.keepAliveUntil === undefined || seen <= o.keepAliveUntil;
+  const byLength = (n: number) => refs.find((r) => r.fits(n));
+  const present = (ref: TriesRef): string | undefined => {
+    const sw = statusOf(o.chip.transmit(fromHex(ref.verify(ref.value))));
+    last.set(ref.name, ref.limit);
+    return sw === 0x9000 ? undefined : `the right value of ${ref.name} answered ${swHex(sw)}`;
+  };
+  /** Reads every counter and compares it with the last reading; the counters (-1: unreadable) or a problem. */
+  const read = (why: string): Map<string, number> => {
+    const now = new Map<string, number>();
+    stats.reads++;
+    for (const ref of refs) {
+      const sw = statusOf(o.chip.transmit(fromHex(ref.query)));
+      const tries = sw === 0x9000 ? ref.limit : (sw & 0xfff0) === 0x63c0 ? sw & 0x0f : -1;
+      now.set(ref.name, tries);
+      if (tries < 0) {
+        problem ??= `retry query of ${ref.name} answered ${swHex(sw)}`;
+        continue;
+      }
+      const before = last.get(ref.name) ?? ref.limit;
+      if (tries > before && !refilled.has(ref.name)) problem ??= `${ref.name}: try counter went up from ${before} to ${tries} ${why}`;
+      if (tries === 0 && !stats.blockedAt.has(ref.name)) stats.blockedAt.set(ref.name, seen);
+      last.set(ref.name, tries);
+      refilled.delete(ref.name);
+    }
+    return now;
+  };
+  return {
+    refs,
+    stats,
+    observe(cmd, sw) {
+      seen++;
+      const c = tryParse(cmd);
+      if (c && c.data.length && c.ins === 0x20) {
+        const ref = byLength(c.data.length);
+        if (ref && sw === 0x9000) {
+          bump(stats.right, ref.name);
+          refilled.add(ref.name);
+          if (hex(c.data) !== hex(ref.value)) problem ??= `VERIFY ${hex(cmd)} answered 9000 with a value that is not ${ref.name}'s`;
+        } else if (ref && (sw & 0xfff0) === 0x63c0) bump(stats.wrong, ref.name);
+        else if (!ref && sw === 0x9000) problem ??= `VERIFY ${hex(cmd)} answered 9000 with a value of no reference's length`;
+      }
+      const setter = c && sw === 0x9000 ? setters.find((s) => s.ins === c.ins) : undefined;
+      if (c && setter) {
+        const v = setter.value(c.data);
+        const ref = byLength(v.length);
+        if (ref) {
+          ref.value = v.slice();
+          refilled.add(ref.name);
+          bump(stats.changed, ref.name);
+        } else problem ??= `${hex(cmd)} answered 9000 but sets no known reference`;
+      }
+      if (cmd.length < 2 || !follow.has(cmd[1])) return;
+      const now = read(`after ${hex(cmd)} (${swHex(sw)})`);
+      if (o.keepAliveUntil === undefined || seen > o.keepAliveUntil) return;
+      for (const ref of refs) {
+        if (now.get(ref.name) !== 1) continue;
+        bump(stats.keptAlive, ref.name);
+        problem ??= present(ref);
+      }
+    },
+    async check(revive) {
+      read('since the last check');
+      for (const ref of refs) {
+        if (last.get(ref.name) !== 0 || !revive) continue;
+        const p = await revive(ref);
+        if (p) problem ??= `${ref.name}: revival failed: ${p}`;
+        else {
+          bump(stats.revived, ref.name);
+          last.set(ref.name, ref.limit);
+        }
+      }
+      // Presented after every revival: a revival may reselect the applet and end the verifications.
+      verified.clear();
+      for (const ref of refs) {
+        if (last.get(ref.name) === 0 || !keepingAlive()) continue;
+        const p = present(ref);
+        if (p) problem ??= p;
+        else verified.add(ref.name);
+      }
+      const found = problem;
+      problem = undefined;
+      return found;
+    },
+    verified: (name) => verified.has(name),
+  };
 }

@@ -7,11 +7,10 @@ import * as x509 from '@peculiar/x509';
 import { spawnSync } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, randomBytes, webcrypto } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, apiClassesIn, buildSample } from '../../applet/build.ts';
-import type { Sample } from '../../applet/build.ts';
+import { ROOT, apiClassesIn, buildSample, loadProductApplet } from '../../applet/build.ts';
 import type { Chip } from '../../emulator/card.ts';
 import type { ChipStore } from '../../emulator/store.ts';
 import type { KeySet } from '../../emulator/scp03.ts';
@@ -27,6 +26,7 @@ import {
   revealTemporaryPin,
   unblockPin,
 } from '../../emulator/host/jpki-perso.ts';
+import { JpkiError } from '../../emulator/host/jpki-perso.ts';
 import type { CertEf, JpkiPerso, KeyKind, Transmit } from '../../emulator/host/jpki-perso.ts';
 import type { VmRuntime } from '../../emulator/vm/runtime.ts';
 import { DEFAULT_KEYS } from './chip.ts';
@@ -37,7 +37,7 @@ export const REQUIRE_JDK = process.env.JPKI_REQUIRE_JDK === '1';
 /** True when the JPKI tests cannot run (no javac, and the JDK is not required). */
 export const JPKI_SKIP = !HAVE_JDK && !REQUIRE_JDK;
 
-export const JPKI_SAMPLE = JSON.parse(readFileSync(join(ROOT, 'applet/jpki/jpki.json'), 'utf8')) as Sample;
+export const JPKI_SAMPLE = loadProductApplet('jpki');
 export const AUTH_PIN = '1234';
 export const SIGN_PW = 'ABC123';
 /** The JPKI APSD's own SCP03 keys (given with PUT KEY after creation). */
@@ -71,6 +71,17 @@ export function jpkiBlock(): Uint8Array {
 }
 
 /** The chip as an async transport (what jpki-perso and gp-client take). */
+/** The status word a jpki-perso call fails with (9000 when it succeeds). */
+export async function swOf(p: Promise<unknown>): Promise<number | undefined> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof JpkiError) return e.sw;
+    throw e;
+  }
+  return 0x9000;
+}
+
 export const transmitOf = (chip: Chip): Transmit => async (apdu) => chip.transmit(apdu);
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -415,16 +415,21 @@ public class Jpki extends Applet implements ExtendedLength {
         }
     }
 
-    // VERIFY: P1=00, P2=80 (current EF) or 80|sfi. No data: 9000 if verified, else 63Cx. 6984 once blocked.
-    private void verify(APDU apdu, byte[] buf) {
-        if (buf[ISO7816.OFFSET_P1] != 0) {
+    // The PIN commands' common checks: P1 as the command wants (else 6A86), P2 a PIN EF (else 6A88); its slot.
+    private Slot pinSlot(byte[] buf, byte p1) {
+        if (buf[ISO7816.OFFSET_P1] != p1) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
         Ef ef = referenced(buf[ISO7816.OFFSET_P2]);
         if (ef.kind != Ef.PIN) {
             ISOException.throwIt(SW_REF_NOT_FOUND);
         }
-        Slot slot = slotOf(ef);
+        return slotOf(ef);
+    }
+
+    // VERIFY: P1=00, P2=80 (current EF) or 80|sfi. No data: 9000 if verified, else 63Cx. 6984 once blocked.
+    private void verify(APDU apdu, byte[] buf) {
+        Slot slot = pinSlot(buf, (byte) 0);
         OwnerPIN pin = slot.pin;
         short len = receive(apdu);
         // A PIN never set, erased, or waiting behind a temporary PIN behaves as blocked.
@@ -442,22 +447,20 @@ public class Jpki extends Applet implements ExtendedLength {
         if (!usable || pin.getTriesRemaining() == 0) {
             ISOException.throwIt(SW_BLOCKED);
         }
+        // An over-long value goes in as MAX_PIN + 1 bytes (no match, a try used): (byte) len is negative from 128 on.
+        byte n = (byte) (MAX_PIN + 1);
+        if (len <= MAX_PIN) {
+            n = (byte) len;
+        }
         // OwnerPIN.check decrements the counter durably before comparing and restores it only on a match.
-        if (!pin.check(buf, apdu.getOffsetCdata(), (byte) len)) {
+        if (!pin.check(buf, apdu.getOffsetCdata(), n)) {
             ISOException.throwIt((short) (SW_PIN_TRIES | pin.getTriesRemaining()));
         }
     }
 
     // CHANGE REFERENCE DATA: 00 24 01 80|sfi <new PIN>, after a successful VERIFY of the same PIN.
     private void changeReferenceData(APDU apdu, byte[] buf) {
-        if (buf[ISO7816.OFFSET_P1] != (byte) 0x01) {
-            ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
-        }
-        Ef ef = referenced(buf[ISO7816.OFFSET_P2]);
-        if (ef.kind != Ef.PIN) {
-            ISOException.throwIt(SW_REF_NOT_FOUND);
-        }
-        Slot slot = slotOf(ef);
+        Slot slot = pinSlot(buf, (byte) 0x01);
         OwnerPIN pin = slot.pin;
         short len = receive(apdu);
         if (slot.pinState != Slot.PIN_SET || pin.getTriesRemaining() == 0) {
@@ -476,14 +479,7 @@ public class Jpki extends Applet implements ExtendedLength {
      * first (no try used), then OwnerPIN.check decrements the temporary PIN's counter durably before comparing.
      */
     private void resetRetryCounter(APDU apdu, byte[] buf) {
-        if (buf[ISO7816.OFFSET_P1] != 0) {
-            ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
-        }
-        Ef ef = referenced(buf[ISO7816.OFFSET_P2]);
-        if (ef.kind != Ef.PIN) {
-            ISOException.throwIt(SW_REF_NOT_FOUND);
-        }
-        Slot slot = slotOf(ef);
+        Slot slot = pinSlot(buf, (byte) 0);
         short len = receive(apdu);
         if (slot.pinState != Slot.PIN_TEMP) {
             ISOException.throwIt(ISO7816.SW_CONDITIONS_NOT_SATISFIED);
