@@ -9,8 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, apiClassesIn, buildSample } from '../applet/build.ts';
-import type { Sample } from '../applet/build.ts';
+import { ROOT, apiClassesIn, buildSample, loadProductApplet } from '../applet/build.ts';
 import type { Chip } from '../emulator/card.ts';
 import { fromHex, hex } from '../emulator/bytes.ts';
 import type { SeChannel } from '../emulator/device/ace.ts';
@@ -24,14 +23,7 @@ const HAVE_JDK = spawnSync('javac', ['-version']).status === 0;
 const SKIP = !HAVE_JDK && process.env.JPKI_REQUIRE_JDK !== '1';
 if (SKIP) console.warn('ace: javac not found on PATH, skipping (set JPKI_REQUIRE_JDK=1 to fail instead)');
 
-const ARAM: Sample = {
-  name: 'aram',
-  package: 'jp.jpkise.aram',
-  packageAid: 'A00000015141434C',
-  version: '1.0',
-  applets: [{ class: 'jp.jpkise.aram.AraM', aid: hex(ARA_M_AID) }],
-  uses: [],
-};
+const ARAM = loadProductApplet('aram');
 
 const ECHO = hex(ASM_SAMPLES.echo.appletAid);
 const COUNTER = hex(ASM_SAMPLES.counter.appletAid);

@@ -8,8 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, apiClassesIn, buildSample } from '../applet/build.ts';
-import type { Sample } from '../applet/build.ts';
+import { ROOT, apiClassesIn, buildSample, loadProductApplet } from '../applet/build.ts';
 import type { Chip } from '../emulator/card.ts';
 import { openMemoryStore } from '../emulator/store.ts';
 import { ISD, secure, tx } from './helpers/chip.ts';
@@ -20,14 +19,7 @@ const SKIP = !HAVE_JDK && process.env.JPKI_REQUIRE_JDK !== '1';
 if (SKIP) console.warn('aram: javac not found on PATH, skipping (set JPKI_REQUIRE_JDK=1 to fail instead)');
 
 const ARAM_AID = 'A00000015141434C00';
-const ARAM: Sample = {
-  name: 'aram',
-  package: 'jp.jpkise.aram',
-  packageAid: 'A00000015141434C',
-  version: '1.0',
-  applets: [{ class: 'jp.jpkise.aram.AraM', aid: ARAM_AID }],
-  uses: [],
-};
+const ARAM = loadProductApplet('aram');
 
 // TLV builders (short-form lengths; BER 81 for 128..255).
 const len = (h: string): string => {

@@ -7,7 +7,7 @@
 // Without javac the tests are skipped unless JPKI_REQUIRE_JDK=1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromHex, hex } from '../emulator/bytes.ts';
@@ -16,8 +16,7 @@ import { hostWrap } from '../emulator/scp03.ts';
 import { PowerLoss, openMemoryStore } from '../emulator/store.ts';
 import type { ChipStore } from '../emulator/store.ts';
 import type { VmRuntime } from '../emulator/vm/runtime.ts';
-import { ROOT, apiClassesIn, buildSample } from '../applet/build.ts';
-import type { Sample } from '../applet/build.ts';
+import { ROOT, apiClassesIn, buildSample, loadProductApplet } from '../applet/build.ts';
 import {
   TextApError,
   attributeFields,
@@ -37,7 +36,7 @@ const REQUIRE_JDK = process.env.JPKI_REQUIRE_JDK === '1';
 const SKIP = !HAVE_JDK && !REQUIRE_JDK;
 if (SKIP) console.warn('textap: javac not found on PATH, skipping (set JPKI_REQUIRE_JDK=1 to fail instead)');
 
-const SAMPLE = JSON.parse(readFileSync(join(ROOT, 'applet/textap/textap.json'), 'utf8')) as Sample;
+const SAMPLE = loadProductApplet('textap');
 const AID = 'D3921000310001010408';
 const ATTR_SIZE = 512;
 
