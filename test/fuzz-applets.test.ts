@@ -276,6 +276,7 @@ function checkSpecificAnswer(data: Uint8Array): string | undefined {
   if ('problem' in l) return l.problem;
   if (l[1] + l[0] !== data.length) return `FF50 length ${l[0]} for ${data.length - l[1]} bytes`;
   const v = data.subarray(l[1]);
+  if (v.length === 0) return undefined; // FF50 00: no applicable rule (SEAC 1.1 Table 4-3)
   // The rule-list grammar applied to a synthetic REF-AR-DO around the answered AR-DO.
   const list = checkRuleList(Uint8Array.from([0xe2, 6 + v.length, 0xe1, 4, 0x4f, 0, 0xc1, 0, ...v]));
   return 'problem' in list ? `FF50 answer ${hex(data)}: ${list.problem}` : undefined;

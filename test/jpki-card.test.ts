@@ -288,6 +288,8 @@ describe.skipIf(JPKI_SKIP)('JPKI AP (card profile): built from source, installed
     expect([c1.sw, c1.data.length, c2.sw]).toEqual([0x9000, 16, 0x9000]);
     expect(c1.data).not.toBe(c2.data);
     expect(tx(chip, '80AE0000').sw).toBe(0x6982);
+    expect(tx(chip, '80FC0000').sw).toBe(0x6700); // the iPhone token's last command indicator, refused as by the plastic card
+    expect(tx(chip, '00FC0000').sw).toBe(0x6E00);
   });
 });
 

@@ -229,7 +229,8 @@ function checkPrivileges(p: number, isSd: boolean): void {
 
 /** Install parameters field: C9 application-specific parameters, EF system parameters, others ignored (Table 11-49). */
 function parseInstallParams(field: Uint8Array): Uint8Array {
-  if (!field.length) return field;
+  // GPCS 2.3.1 §11.5.2.3.7: C9 shall be present (C9 00 when the application takes no parameters).
+  if (!field.length) throw new IsoError(SW.WRONG_DATA, 'install parameters field is empty (C9 is mandatory)');
   try {
     const list = parseTlvs(field);
     const c9 = list.find((t) => t.tag === 0xc9);

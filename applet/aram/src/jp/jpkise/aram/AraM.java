@@ -472,7 +472,7 @@ public class AraM extends Applet implements Application {
     /**
      * GET DATA [specific]: data = REF-DO (E1 { 4F|C0, C1 }); answers FF50 L AR-DO. Search order of SEAC 1.1 §3.2.1 as
      * the ACEs implement it: (AID, app); NEVER if the AID has a rule for another specific app; (AID, all apps);
-     * (all AIDs, app); NEVER if an all-AID rule names another specific app; (all AIDs, all apps); else 6A88.
+     * (all AIDs, app); NEVER if an all-AID rule names another specific app; (all AIDs, all apps); else FF50 00.
      */
     private void specific(APDU apdu, byte[] buf) {
         short n = apdu.setIncomingAndReceive();
@@ -536,7 +536,12 @@ public class AraM extends Applet implements Application {
             best = allAidsAllApps;
         }
         if (best < (short) 0) {
-            ISOException.throwIt(SW_NOT_FOUND);
+            // SEAC 1.1 §4.1 Table 4-3: no applicable rule → an empty Response-AR-DO, FF50 00, not an error.
+            buf[0] = (byte) 0xFF;
+            buf[1] = (byte) 0x50;
+            buf[2] = (byte) 0;
+            apdu.setOutgoingAndSend((short) 0, (short) 3);
+            return;
         }
         short ar = Tlv.next(rules, Tlv.valueOf(rules, best, used), used);
         short arSize = (short) (Tlv.next(rules, ar, used) - ar);

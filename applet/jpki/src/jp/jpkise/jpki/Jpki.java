@@ -35,6 +35,8 @@ public class Jpki extends Applet implements ExtendedLength {
     private static final byte INS_COMPUTE_SIGNATURE = (byte) 0x2A;
     private static final byte INS_SET_SESSION_KEY = (byte) 0xAE;
     private static final byte INS_REVEAL_TEMPORARY_PIN = (byte) 0xCA;
+    // The iPhone token's "last command indicator" (jpki.md §1.3): the plastic card knows it and refuses it with 6700.
+    private static final byte INS_LAST_COMMAND = (byte) 0xFC;
 
     /** Class byte kinds: interindustry, proprietary, proprietary with GP secure messaging; anything else is 6E00. */
     static final byte CLA_ISO = (byte) 0;
@@ -228,6 +230,10 @@ public class Jpki extends Applet implements ExtendedLength {
             case INS_SET_SESSION_KEY:
                 requireCla(cla, CLA_PROPRIETARY);
                 ISOException.throwIt(ISO7816.SW_SECURITY_STATUS_NOT_SATISFIED);
+                return;
+            case INS_LAST_COMMAND:
+                requireCla(cla, CLA_PROPRIETARY);
+                ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
                 return;
             case INS_RESET_RETRY_COUNTER:
                 if (profile == PROFILE_PHONE) {
