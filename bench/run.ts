@@ -1,7 +1,7 @@
 // npm run bench: throughput of the chip in-process, SCP03-wrapped, and the vpcd round trip; then the Java Card VM
 // (bench/vm.ts): interpreter loops, sample applets and the predicted-vs-published cycle table; then the conversion time
-// of the Java Card samples (bench/convert.ts); then the JPKI AP on a card and a phone (bench/jpki.ts). Prints Markdown
-// tables.
+// of the Java Card samples (bench/convert.ts); then the JPKI AP on a card and a phone (bench/jpki.ts); then the
+// conformance suite's run time (bench/conformance.ts). Prints Markdown tables.
 import { cpus, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { hostUnwrap, hostWrap, openSecureChannel } from '../emulator/scp03.ts';
 import { benchVm } from './vm.ts';
 import { benchConvert, printConvertBench } from './convert.ts';
 import { benchJpki, printJpkiBench } from './jpki.ts';
+import { benchConformance, printConformanceBench } from './conformance.ts';
 
 const KEY = fromHex('404142434445464748494A4B4C4D4E4F');
 
@@ -108,6 +109,9 @@ async function main(): Promise<void> {
 
   // JPKI AP (issue 5): sign and login throughput on an issued card and a provisioned phone, and the cycle model's view.
   printJpkiBench(await benchJpki());
+
+  // Conformance suite (issue 6): the project's plan in-process and through pcscd + vpcd.
+  printConformanceBench(await benchConformance());
 }
 
 await main();

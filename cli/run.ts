@@ -10,6 +10,7 @@ import { VM_REPORT_HELP, VM_REPORT_OPTIONS } from './vm-report.ts';
 import { asmCommand } from './asm.ts';
 import { capInfo } from './cap.ts';
 import { convertCommand } from './convert.ts';
+import { CONFORMANCE_RUN_OPTIONS, conformanceCheck, conformanceList, conformanceRun } from './conformance.ts';
 
 interface Leaf {
   path: string[];
@@ -414,6 +415,80 @@ ${GP_HELP}`,
   run: (v, p, io) => gpSetStatus(v, p, io),
 };
 
+const CONFORMANCE_RUN: Leaf = {
+  path: ['conformance', 'run'],
+  summary: 'run conformance scripts against a chip or card',
+  help: `Usage: jpki-se conformance run <files|dirs>... --target T [--tag T]... [--exclude-tag T]...
+           [--id GLOB]... [--profile T]... [--var NAME=EXPR]... [--stop-on-fail | --continue]
+           [--junit FILE] [--tap FILE] [--trace] [--quiet | --verbose] [--vpcd-port N]
+
+Runs the cases of APDU scripts (.apdu, and Oracle apdutool .scr with their expected
+output; directories are searched in name order) against a target and prints one line
+per case: PASS, FAIL (with the command, the expected pattern, the response and ^^ under
+the first byte that differs), ERROR or SKIP, then a summary. The format:
+conformance/README.md. Every case starts with a warm reset; 61XX and 6CXX are followed
+up as a T=0 reader driver does; SCP03 sessions, logical channels and LOADs are the
+runner's. Exit status: 0 every mandatory case passed, 1 a mandatory case failed or
+errored, 2 a usage or script error (nothing was sent).
+
+Targets:
+  emulator              a fresh emulated chip
+  emulator:FILE         the chip in state file FILE (changed by the run)
+  vpcd[:FILE]           the same chip served to pcscd through vpcd, reached through PC/SC
+  pcsc[:READER]         a card in a PC/SC reader (READER: a name or part of one)
+
+Options:
+  --target T            where the APDUs go (above)
+  --tag T               run the cases with tag T (repeat: any of them)
+  --exclude-tag T       leave out the cases with tag T (repeatable)
+  --id GLOB             run the cases whose id matches GLOB (* and ?; repeatable)
+  --profile T           the target has profile T: cases that "requires T" run (repeatable)
+  --var NAME=EXPR       set a variable before any script runs, over the scripts'
+                        "default" (EXPR as in scripts: hex, "text", \${VAR}, functions)
+  --stop-on-fail        after the first failed mandatory case, skip the rest
+  --continue            run every case (the default)
+  --junit FILE          write a JUnit XML report (Ant/Jenkins format)
+  --tap FILE            write a TAP version 14 report
+  --trace               print every APDU on the wire as it goes
+  -q, --quiet           print only the failed and errored cases and the summary
+  -v, --verbose         print every case's APDUs with their times
+  --vpcd-port N         vpcd's port for the vpcd target (default 35963: "Virtual PCD 00 00")
+  -h, --help            show this help`,
+  options: CONFORMANCE_RUN_OPTIONS,
+  positionals: { min: 1, max: Infinity, what: 'script file or directory' },
+  run: (v, p, io) => conformanceRun(v, p, io),
+};
+
+const CONFORMANCE_CHECK: Leaf = {
+  path: ['conformance', 'check'],
+  summary: 'parse conformance scripts and report every error',
+  help: `Usage: jpki-se conformance check <files|dirs>...
+
+Parses the scripts without sending anything and prints every error as
+file:line:col: message (exit 2), or "N files, M cases" when all are well formed.
+
+Options:
+  -h, --help            show this help`,
+  options: {},
+  positionals: { min: 1, max: Infinity, what: 'script file or directory' },
+  run: (v, p, io) => conformanceCheck(v, p, io),
+};
+
+const CONFORMANCE_LIST: Leaf = {
+  path: ['conformance', 'list'],
+  summary: 'list the cases of conformance scripts',
+  help: `Usage: jpki-se conformance list <files|dirs>...
+
+Prints one line per case: id, mandatory or optional, tags, the specification
+reference (and the profiles it requires).
+
+Options:
+  -h, --help            show this help`,
+  options: {},
+  positionals: { min: 1, max: Infinity, what: 'script file or directory' },
+  run: (v, p, io) => conformanceList(v, p, io),
+};
+
 interface Group {
   name: string;
   summary: string;
@@ -424,6 +499,7 @@ const GROUPS: Group[] = [
   { name: 'chip', summary: 'create, serve and inspect emulated chips', leaves: [CHIP_NEW, CHIP_SERVE, CHIP_INFO] },
   { name: 'gp', summary: 'GlobalPlatform card management over SCP03', leaves: [GP_LIST, GP_INFO, GP_PUT_KEY, GP_DELETE, GP_INSTALL, GP_LOAD, GP_SET_STATUS] },
   { name: 'cap', summary: 'inspect CAP files', leaves: [CAP_INFO] },
+  { name: 'conformance', summary: 'conformance scripts: run, check, list', leaves: [CONFORMANCE_RUN, CONFORMANCE_CHECK, CONFORMANCE_LIST] },
 ];
 const TOP_LEAVES: Leaf[] = [APDU, ASM, CONVERT];
 
@@ -439,7 +515,7 @@ ${[
   ...GROUPS.flatMap((g) => g.leaves.map((l) => [l.path.join(' '), l.summary])),
   ...TOP_LEAVES.map((l) => [l.path.join(' '), l.summary]),
 ]
-  .map(([c, s]) => `  ${c.padEnd(16)}${s}`)
+  .map(([c, s]) => `  ${c.padEnd(19)}${s}`)
   .join('\n')}
 
 "jpki-se COMMAND --help" describes each. Exit status: 0 done, 1 card or transport

@@ -10,8 +10,6 @@ import { X509Certificate as NodeCertificate, createHash, verify, webcrypto } fro
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../cli/run.ts';
-import type { Io } from '../cli/io.ts';
 import { readPhoneFile } from '../emulator/personalise/phone-file.ts';
 import { concat, fromHex, hex } from '../emulator/bytes.ts';
 import { createAce, SecurityError } from '../emulator/device/ace.ts';
@@ -26,20 +24,13 @@ import { openTarget } from '../emulator/transport/target.ts';
 import type { Target } from '../emulator/transport/target.ts';
 import { lv } from './helpers/vm-chip.ts';
 import { JPKI_SKIP } from './helpers/jpki.ts';
+import { cli } from './helpers/cli.ts';
 
 if (JPKI_SKIP) console.warn('cli-personalise: javac not found on PATH, skipping (set JPKI_REQUIRE_JDK=1 to fail instead)');
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 const dir = mkdtempSync(join(tmpdir(), 'jpki-cli-perso-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (l) => out.push(...l.split('\n')), err: (l) => err.push(...l.split('\n')), stop: () => new Promise(() => {}), env: {} };
-  const code = await run(argv, io);
-  return { code, out, err };
-}
 
 const ascii = (s: string): string => hex(new TextEncoder().encode(s));
 const swOf = (r: Uint8Array): number => (r[r.length - 2] << 8) | r[r.length - 1];

@@ -14,6 +14,7 @@ import { DEFAULT_PROFILE } from '../emulator/profile.ts';
 // HELLO_APP: the VM installs only applets whose install registers an instance.
 import { HELLO_APP as HELLO, HELLO_APPLET_AID, HELLO_PACKAGE_AID } from './fixtures/samples.ts';
 import { ASM_SAMPLES, sampleBlock } from './fixtures/asm/samples.ts';
+import { cli } from './helpers/cli.ts';
 
 const root = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'jpki-cli-'));
@@ -24,14 +25,6 @@ let state: string;
 beforeEach(() => {
   state = join(dir, `chip${n++}.img`);
 });
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (l) => out.push(...l.split('\n')), err: (l) => err.push(...l.split('\n')), stop: () => new Promise(() => {}), env: {} };
-  const code = await run(argv, io);
-  return { code, out, err };
-}
 
 async function newChip(): Promise<void> {
   expect((await cli('chip', 'new', '--state', state)).code).toBe(0);
@@ -497,7 +490,7 @@ describe('chip serve', () => {
 
 describe('help', () => {
   it('has a help text for every command and group, on stdout with exit 0', async () => {
-    expect(COMMANDS.length).toBe(14);
+    expect(COMMANDS.length).toBe(17);
     for (const path of COMMANDS) {
       for (const flagName of ['--help', '-h']) {
         const r = await cli(...path, flagName);

@@ -110,9 +110,9 @@ describe.runIf(!reason || REQUIRE)('OpenSC with the emulated JPKI through pcscd 
     ca = await createTestCa();
     work = mkdtempSync(join(tmpdir(), 'jpki-opensc-'));
     writeFileSync(join(work, 'data'), data);
-    release = await acquireVpcdSlot(PORT);
+    release = await acquireVpcdSlot(PORT, 600_000); // the conformance run through vpcd holds it for minutes
     if (await cardPresent()) throw new Error(`"${READER}" already holds a card: another vicc uses port ${PORT}`);
-  }, 150_000);
+  }, 660_000);
 
   afterAll(() => {
     release?.();

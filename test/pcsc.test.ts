@@ -16,6 +16,7 @@ import type { ViccCard, ViccHandle } from '../emulator/transport/vicc.ts';
 import { connectReader, listReaders, loadSmartcard, pickReader, PcscUnavailable } from '../emulator/transport/pcsc.ts';
 import { openTarget } from '../emulator/transport/target.ts';
 import { secure, ISD } from './helpers/chip.ts';
+import { acquireVpcdSlot } from './helpers/vpcd-slot.ts';
 
 const REQUIRE = process.env.JPKI_REQUIRE_PCSC === '1';
 // Slot 1 of the Debian vpcd configuration (slot n listens on 35963 + n), so slot 0 stays free for other users.
@@ -223,7 +224,10 @@ if (reason && REQUIRE) {
     let vicc: ViccHandle;
     const want = reference();
 
+    let release: (() => void) | undefined;
+
     beforeAll(async () => {
+      release = await acquireVpcdSlot(PORT, 600_000); // test/conformance-vpcd.test.ts runs the suites on this slot for minutes
       // One vicc per vpcd slot: a card already there means another process serves this port.
       const list = await run('opensc-tool', ['-l']);
       const row = list.split('\n').find((l) => l.endsWith(READER));
@@ -232,10 +236,11 @@ if (reason && REQUIRE) {
       vicc = connectToVpcd(wired.card, { port: PORT, reconnect: true });
       await vicc.ready;
       await until(async () => (await run('opensc-tool', ['-r', READER, '-a']).catch(() => '')).trim() !== '', `pcscd to see the card in "${READER}"`);
-    });
+    }, 660_000);
 
     afterAll(async () => {
       await vicc?.close();
+      release?.();
     });
 
     it('opensc-tool reads the chip ATR', async () => {

@@ -265,7 +265,7 @@ describe.runIf(!pcscReason || REQUIRE)('the echo sample through the real pcscd',
 
   beforeAll(async () => {
     if (pcscReason) throw new Error(`PC/SC is required but unavailable: ${pcscReason}`);
-    release = await acquireVpcdSlot(PORT); // test/opensc-jpki.test.ts uses this slot too
+    release = await acquireVpcdSlot(PORT, 600_000); // shared with opensc-jpki and the conformance runs through vpcd
     chip = vmChip().chip;
     await install(chip, 'echo');
     chip.powerDown();
@@ -276,7 +276,7 @@ describe.runIf(!pcscReason || REQUIRE)('the echo sample through the real pcscd',
     vicc = connectToVpcd(chip, { port: PORT, reconnect: true });
     await vicc.ready;
     await until(async () => (await run('opensc-tool', ['-r', READER, '-a'])).trim() !== '', `pcscd to see the card in "${READER}"`);
-  }, 150_000);
+  }, 660_000);
 
   afterAll(async () => {
     await vicc?.close();
