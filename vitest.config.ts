@@ -2,8 +2,8 @@ import { BaseSequencer } from 'vitest/node';
 import type { TestSpecification } from 'vitest/node';
 import { defineConfig } from 'vitest/config';
 
-// The conformance run through pcscd + vpcd takes about four minutes on its own vpcd slot: started first, it overlaps
-// the rest of the suite instead of trailing it (a fresh clone has no duration cache to order files by).
+// The conformance run through pcscd + vpcd takes about four minutes where delayed ACKs are on (no .ci/quickack.sh):
+// started first, it overlaps the rest of the suite instead of trailing it (a fresh clone has no duration cache).
 const FIRST = ['conformance-vpcd.test.ts'];
 
 class LongFirst extends BaseSequencer {

@@ -1,7 +1,8 @@
 // The conformance plan (conformance/plan.ts) through real pcscd + vsmartcard-vpcd: each chip served as a vicc on vpcd
 // slot 1 (35964, locked: test/pcsc.test.ts uses it briefly; slot 0 belongs to the OpenSC and sample tests) and reached back through PC/SC (`--target vpcd:FILE`), as a vendor's reader would be. Same checks as the
-// in-process run (test/conformance-suites.test.ts). About 3,700 APDUs at ≈44 ms each (the relay's delayed ACK,
-// BENCHMARKS.md), so a few minutes; skipped without pcscd unless JPKI_REQUIRE_PCSC=1.
+// in-process run (test/conformance-suites.test.ts). About 3,700 APDUs: ≈10 s with delayed ACKs off on loopback
+// (.ci/quickack.sh, as CI does), ≈4 minutes without (≈44 ms per APDU, BENCHMARKS.md); skipped without pcscd unless
+// JPKI_REQUIRE_PCSC=1.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
