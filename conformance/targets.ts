@@ -11,17 +11,12 @@ import { openChip } from '../emulator/card.ts';
 import type { Chip, ChipOptions } from '../emulator/card.ts';
 import { connectReader, listReaders } from '../emulator/transport/pcsc.ts';
 import type { PcscConnection } from '../emulator/transport/pcsc.ts';
-import type { Target } from '../emulator/transport/target.ts';
+import { emulatorTarget } from '../emulator/transport/target.ts';
+import type { PowerControl, Target } from '../emulator/transport/target.ts';
 import { VPCD_PORT, connectToVpcd } from '../emulator/transport/vicc.ts';
 import type { ViccHandle } from '../emulator/transport/vicc.ts';
 
-/** A target whose power the runner controls (`power up` / `power down` steps). */
-export interface PowerControl {
-  /** Cold power-up; returns the ATR. */
-  powerUp(): Promise<Uint8Array>;
-  powerDown(): Promise<void>;
-}
-
+export type { PowerControl };
 export type ConformanceTarget = Target & PowerControl;
 
 export interface ConformanceTargetOptions {
@@ -71,53 +66,6 @@ export async function openConformanceTarget(spec: string, opts: ConformanceTarge
   if (kind === 'vpcd') return vpcdTarget(spec, arg, opts);
   const chip = openChip({ ...opts.chip, log: opts.chip?.log ?? opts.log, ...(arg !== undefined ? { state: arg, create: false } : {}) });
   return emulatorTarget(spec, chip);
-}
-
-/** The chip in-process; power steps go straight to it. A transmit while powered down is a transport failure. */
-function emulatorTarget(name: string, chip: Chip): ConformanceTarget {
-  let closed = false;
-  let powered = true;
-  const live = (what: string) => {
-    if (closed) throw new Error(`target ${name} is closed`);
-    if (!powered && what === 'transmit') throw new Error(`target ${name}: the card is powered down (use "power up")`);
-  };
-  try {
-    chip.powerUp();
-  } catch (e) {
-    chip.close(); // release the state file's lock
-    throw e;
-  }
-  return {
-    name,
-    get atr() {
-      return chip.atr;
-    },
-    // async: a PowerLoss or a closed target becomes a rejection, like a card that vanished.
-    transmit: async (apdu) => {
-      live('transmit');
-      return chip.transmit(apdu);
-    },
-    reset: async () => {
-      live('reset');
-      powered = true;
-      return chip.reset();
-    },
-    powerUp: async () => {
-      live('power up');
-      powered = true;
-      return chip.powerUp();
-    },
-    powerDown: async () => {
-      live('power down');
-      powered = false;
-      chip.powerDown();
-    },
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      chip.close();
-    },
-  };
 }
 
 /**

@@ -59,10 +59,20 @@ export async function openTarget(spec: string, opts: TargetOptions = {}): Promis
   }
 }
 
-function emulatorTarget(name: string, chip: Chip): Target {
+/** Power control a target may offer beyond reset (the emulator does; the conformance runner's power steps use it). */
+export interface PowerControl {
+  /** Cold power-up; returns the ATR. */
+  powerUp(): Promise<Uint8Array>;
+  powerDown(): Promise<void>;
+}
+
+/** The chip in-process, powered up. A transmit while powered down or after close is a rejection, like a card gone. */
+export function emulatorTarget(name: string, chip: Chip): Target & PowerControl {
   let closed = false;
-  const live = () => {
+  let powered = true;
+  const live = (what: string) => {
     if (closed) throw new Error(`target ${name} is closed`);
+    if (!powered && what === 'transmit') throw new Error(`target ${name}: the card is powered down (use "power up")`);
   };
   try {
     chip.powerUp();
@@ -77,12 +87,23 @@ function emulatorTarget(name: string, chip: Chip): Target {
     },
     // async: a PowerLoss (simulated power cut) or a closed target becomes a rejection, like a card that vanished.
     transmit: async (apdu) => {
-      live();
+      live('transmit');
       return chip.transmit(apdu);
     },
     reset: async () => {
-      live();
+      live('reset');
+      powered = true;
       return chip.reset();
+    },
+    powerUp: async () => {
+      live('power up');
+      powered = true;
+      return chip.powerUp();
+    },
+    powerDown: async () => {
+      live('power down');
+      powered = false;
+      chip.powerDown();
     },
     close: async () => {
       if (closed) return;
