@@ -5,13 +5,14 @@ import { X509Certificate, constants, publicDecrypt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { decodeCla, encodeCla, encodeCommand, parseCommand } from '../emulator/apdu.ts';
-import type { CommandApdu } from '../emulator/apdu.ts';
+import type { CommandApdu, CommandFields } from '../emulator/apdu.ts';
+import { loadCommands } from '../emulator/host/gp-client.ts';
 import { concat, equal, hex } from '../emulator/bytes.ts';
 import { loadFileDataBlock, readCapFile } from '../emulator/cap-reader.ts';
 import { swHex, swMeaning } from '../emulator/iso.ts';
 import { Level, Scp03Error, hostAuthenticate, hostInitializeUpdate, hostUnwrap, hostWrap } from '../emulator/scp03.ts';
 import type { KeySet, Session } from '../emulator/scp03.ts';
-import { encodeLength, readHeader } from '../emulator/tlv.ts';
+import { readHeader } from '../emulator/tlv.ts';
 import type { Target } from '../emulator/transport/target.ts';
 import { formatDiff, formatDataDiff } from './report.ts';
 import { evalExpr, expandText } from './script/expr.ts';
@@ -75,7 +76,6 @@ class StepFailure extends Error {
 }
 
 const GET_RESPONSE = 0xc0;
-const LOAD = 0xe8;
 
 // --- selection ---------------------------------------------------------------------------------------------------
 
@@ -136,8 +136,8 @@ function hasPower(t: Target): t is Target & PowerControl {
 }
 
 /** The pattern a `>` without `<` has: 9000 and no data. */
-function okPattern(pos: SourcePos, anyData = false): ResponsePattern {
-  return { data: anyData ? [{ kind: 'any' }] : [], sw: [{ value: 0x9000, mask: 0xffff }], text: anyData ? '* 9000' : '9000', pos };
+function okPattern(pos: SourcePos, restAllowed = false): ResponsePattern {
+  return { data: restAllowed ? [{ kind: 'star' }] : [], sw: [{ value: 0x9000, mask: 0xffff }], text: restAllowed ? '* 9000' : '9000', pos };
 }
 
 function tryParse(apdu: Uint8Array): CommandApdu | undefined {
@@ -433,7 +433,13 @@ async function scp03Open(io: Io, step: Extract<Step, { op: 'scp03-open' }>): Pro
     dek: checkKey(pos, 'key DEK', evalExpr(step.dek, st.vars)),
   };
   const cla = encodeCla(st.channel, { proprietary: true });
-  const host = { keys, kvn: step.kvn, level: step.level, cla, ...(step.i !== undefined ? { s16: (step.i & 0x01) !== 0 } : {}) };
+  let kvn = step.kvn;
+  if (step.kvnExpr) {
+    const v = evalExpr(step.kvnExpr, st.vars);
+    if (v.length !== 1) throw new ScriptError(pos, `scp03 open: kvn= is ${v.length} bytes (${hex(v)}); a key version number is one byte`);
+    kvn = v[0];
+  }
+  const host = { keys, kvn, level: step.level, cla, ...(step.i !== undefined ? { s16: (step.i & 0x01) !== 0 } : {}) };
   st.sessions.delete(st.channel);
   const sendPlain = async (apdu: Uint8Array) => {
     st.last = { wire: apdu, channel: st.channel };
@@ -473,9 +479,8 @@ async function scp03Open(io: Io, step: Extract<Step, { op: 'scp03-open' }>): Pro
 }
 
 /**
- * LOAD (GPCS 2.3.1 §11.6) of a CAP file's Load File Data Block in blocks of `block` bytes, through the session if
- * one is open: the Load File is C4 ‖ length ‖ block data (§11.6.2.1), P1 80 on the last block, P2 the block number,
- * as emulator/host/gp-client.ts sends it. Each LOAD must answer 9000 (a receipt, if any, is accepted).
+ * LOAD (GPCS 2.3.1 §11.6) of a CAP file's Load File Data Block in blocks of `block` bytes (gp-client's loadCommands),
+ * through the session if one is open. Each LOAD must answer 9000 (a receipt, if any, is accepted).
  */
 async function load(io: Io, pos: SourcePos, pathText: string, block: number): Promise<void> {
   const path = resolve(dirname(pos.file), expandText(pathText, io.st.vars, pos, 'utf8'));
@@ -486,13 +491,15 @@ async function load(io: Io, pos: SourcePos, pathText: string, block: number): Pr
     throw new ScriptError(pos, `load ${path}: ${message(e)}`);
   }
   if (!Number.isInteger(block) || block < 1 || block > 0xffff) throw new ScriptError(pos, `load: block size ${block} is outside 1–65535`);
-  const file = concat(Uint8Array.of(0xc4), encodeLength(lfdb.length), lfdb);
-  const blocks = Math.ceil(file.length / block);
-  if (blocks > 256) throw new ScriptError(pos, `load: ${file.length} bytes need ${blocks} blocks of ${block}; LOAD numbers at most 256`);
-  for (let n = 0; n < blocks; n++) {
-    const last = n === blocks - 1;
-    const cmd = encodeCommand({ cla: 0x80, ins: LOAD, p1: last ? 0x80 : 0x00, p2: n, data: file.subarray(n * block, (n + 1) * block), ne: 256 });
-    const { wire, response } = await transmitCommand(io, pos, cmd, false);
+  let loads: CommandFields[];
+  try {
+    loads = loadCommands(lfdb, block);
+  } catch (e) {
+    throw new ScriptError(pos, `load: ${message(e)}`);
+  }
+  const blocks = loads.length;
+  for (const [n, c] of loads.entries()) {
+    const { wire, response } = await transmitCommand(io, pos, encodeCommand(c), false);
     if (swOf(response) !== 0x9000) {
       const why = `LOAD block ${n + 1} of ${blocks} answered ${swHex(swOf(response))} (${swMeaning(swOf(response))})`;
       throw new StepFailure(why, formatDiff(wire, [okPattern(pos, true)], response, -1, why));

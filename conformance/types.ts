@@ -39,8 +39,8 @@ export type Expr = ExprPart[];
 export type PatternToken =
   /** Literal bytes; a 0 bit in mask is "any" (X nibbles give 0x0F / 0xF0 masks). */
   | { kind: 'bytes'; value: Uint8Array; mask: Uint8Array }
-  /** `*`: any number of bytes. */
-  | { kind: 'any' }
+  /** `*`: zero or more bytes. */
+  | { kind: 'star' }
   /** `XX{N}`, `(…){N,M}`: the items repeated min..max times (an unrepeated group has min = max = 1). */
   | { kind: 'group'; items: PatternToken[]; min: number; max: number }
   /** `(NAME: …)` / `(+NAME: …)`. */
@@ -74,7 +74,8 @@ export type Step =
   | { op: 'power'; pos: SourcePos; action: 'up' | 'down' | 'reset' }
   | { op: 'atr'; pos: SourcePos; pattern: ResponsePattern }
   | { op: 'channel'; pos: SourcePos; channel: number }
-  | { op: 'scp03-open'; pos: SourcePos; enc: Expr; mac: Expr; dek: Expr; kvn: number; level: number; i?: number }
+  /** kvn: a literal; kvnExpr (then kvn is 0): an expression such as ${APSD_KVN}, one byte at run time. */
+  | { op: 'scp03-open'; pos: SourcePos; enc: Expr; mac: Expr; dek: Expr; kvn: number; kvnExpr?: Expr; level: number; i?: number }
   | { op: 'scp03-close'; pos: SourcePos }
   | { op: 'scp03-corrupt-mac'; pos: SourcePos }
   /** path: the file relative to the script's folder, as written (variables expanded at run time). */

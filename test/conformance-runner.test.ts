@@ -152,6 +152,23 @@ channel 0
     expect(hex(r.cases[0].apdus[3].response)).toBe('6982');
   });
 
+  it('scp03 open kvn=${VAR}: the key version from a variable (the ISD key set 30 opens, 7E is unknown, two bytes are an error)', async () => {
+    const f = script(`${PROLOGUE}
+case KVN-1 key set 30 from a variable
+scp03 open key=\${KEY} kvn=\${KVN}
+> 80 F2 80 02 [4F00] 00
+< E3 * 9000
+`);
+    const ok = await run([f], { vars: new Map([['KEY', fromHex(KEY)], ['KVN', fromHex('30')]]) });
+    expect(outcomes(ok)).toEqual(['KVN-1 pass']);
+    expect(hex(ok.cases[0].apdus[1].command)).toBe('8050300008' + hex(ok.cases[0].apdus[1].command.subarray(5, 13)) + '00');
+    const unknown = await run([f], { vars: new Map([['KEY', fromHex(KEY)], ['KVN', fromHex('7E')]]) });
+    expect(unknown.cases[0].outcome).toBe('fail');
+    expect(unknown.cases[0].message).toMatch(/6A88/);
+    const two = await run([f], { vars: new Map([['KEY', fromHex(KEY)], ['KVN', fromHex('3030')]]) });
+    expect(two.cases[0]).toMatchObject({ outcome: 'error', message: expect.stringMatching(/kvn= is 2 bytes \(3030\); a key version number is one byte/) });
+  });
+
   it('a wrong SCP03 key fails the step with what went wrong; an R-MAC that does not verify fails the step', async () => {
     const f = script(`${PROLOGUE}
 case SCP-KEY wrong key

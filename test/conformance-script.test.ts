@@ -158,7 +158,7 @@ describe('parseScript: a realistic script', () => {
     expect(open.mac).toBe(open.enc);
     const list = find('send', 0);
     expect(list.raw).toBe(false);
-    expect(list.expect[0].data[0]).toMatchObject({ kind: 'capture', name: 'LIST', append: true, items: [{ kind: 'any' }] });
+    expect(list.expect[0].data[0]).toMatchObject({ kind: 'capture', name: 'LIST', append: true, items: [{ kind: 'star' }] });
     expect(list.expect[0].sw).toEqual([
       { value: 0x6100, mask: 0xff00 },
       { value: 0x9000, mask: 0xffff },
@@ -185,6 +185,10 @@ describe('parseScript: a realistic script', () => {
     const ex = sf.cases[2].steps[0];
     if (ex.op !== 'scp03-open') throw new Error('scp03-open expected');
     expect(ex).toMatchObject({ kvn: 0, level: 0x01 });
+    expect(ex.kvnExpr).toBeUndefined();
+    const byVar = parseScript('ref r\ncase A t\nscp03 open key=00 kvn=${KVN}', 't.apdu').cases[0].steps[0];
+    if (byVar.op !== 'scp03-open') throw new Error('scp03-open expected');
+    expect(byVar.kvnExpr).toEqual([{ kind: 'var', name: 'KVN', pos: { file: 't.apdu', line: 3, col: 23 } }]);
     expect(ex.i).toBeUndefined();
     expect(bytesOf(ex.dek)).toBe('11F6AD8EC52A2984ABAAFD7C3B516503785C2072');
   });

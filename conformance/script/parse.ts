@@ -527,9 +527,11 @@ function scp03(arg: string, at: Locate, pos: SourcePos): Step {
     op: 'scp03-open',
     pos,
     ...keys,
-    kvn: kvnArg ? hexByte(kvnArg, 'kvn') : 0,
+    kvn: kvnArg && !kvnArg.text.includes('$') ? hexByte(kvnArg, 'kvn') : 0,
     level,
   };
+  // A key version a real card differs in comes from a variable (kvn=${APSD_KVN}).
+  if (kvnArg?.text.includes('$')) step.kvnExpr = expr(kvnArg);
   if (iArg) step.i = hexByte(iArg, 'i');
   return step;
 }

@@ -176,7 +176,7 @@ function build(
         plainGroup = false;
         break;
       case 'star':
-        items.push({ kind: 'any' });
+        items.push({ kind: 'star' });
         repeatable = false;
         break;
       case 'len':
@@ -380,7 +380,7 @@ export function matchResponse(p: ResponsePattern, data: Uint8Array, sw: number |
       }
       case 'len':
         return next(p);
-      case 'any': {
+      case 'star': {
         let failed: Set<number> | undefined;
         if (items === top) {
           failed = anyMemo.get(idx);

@@ -63,6 +63,24 @@ const INS = {
   SET_STATUS: 0xf0,
 } as const;
 
+/**
+ * The LOAD commands for a Load File Data Block (GPCS 2.3.1 §11.6.2): the Load File is C4 ‖ length ‖ LFDB, cut into
+ * blocks of `block` bytes, P1 80 on the last one, P2 the block number. RangeError when it needs more than 256 blocks.
+ */
+export function loadCommands(lfdb: Uint8Array, block: number): CommandFields[] {
+  const file = concat(Uint8Array.of(0xc4), encodeLength(lfdb.length), lfdb);
+  const blocks = Math.ceil(file.length / block);
+  if (blocks > 256) throw new RangeError(`the load file of ${file.length} bytes needs ${blocks} blocks of ${block} bytes; LOAD allows 256`);
+  return Array.from({ length: blocks }, (_, n) => ({
+    cla: 0x80,
+    ins: INS.LOAD,
+    p1: n === blocks - 1 ? 0x80 : 0x00,
+    p2: n,
+    data: file.subarray(n * block, (n + 1) * block),
+    ne: 256,
+  }));
+}
+
 export function keySetFrom(key: Uint8Array): KeySet {
   return { enc: key, mac: key, dek: key };
 }
@@ -468,12 +486,11 @@ export async function connectGp(transport: ApduTransport, opts: ConnectOptions =
     requireSession('LOAD');
     const cap = capInput instanceof Uint8Array ? readCapFile(capInput) : capInput;
     const lfdb = loadFileDataBlock(cap, { includeDescriptor: o.includeDescriptor });
-    const file = concat(Uint8Array.of(0xc4), encodeLength(lfdb.length), lfdb);
     const limit = maxShortData(session!.level, s16);
     const block = o.blockSize ?? limit;
     if (!Number.isInteger(block) || block < 1 || block > 0x7f00) throw new RangeError(`block size ${block} is outside 1–32512`);
-    const blocks = Math.ceil(file.length / block);
-    if (blocks > 256) throw new RangeError(`the load file of ${file.length} bytes needs ${blocks} blocks of ${block} bytes; LOAD allows 256`);
+    const loads = loadCommands(lfdb, block);
+    const blocks = loads.length;
     const elf = cap.package.aid;
     const sd = o.sd ? checkAid(o.sd, 'security domain') : new Uint8Array(0);
     const hash = o.hash ? new Uint8Array(createHash(o.hash).update(lfdb).digest()) : new Uint8Array(0);
@@ -482,10 +499,8 @@ export async function connectGp(transport: ApduTransport, opts: ConnectOptions =
       { cla: 0x80, ins: INS.INSTALL, p1: 0x02, p2: 0x00, data: concat(lv(elf), lv(sd), lv(hash), lv(empty), lv(empty)), ne: 256 },
       `INSTALL [for load] ${hex(elf)}`,
     );
-    for (let n = 0; n < blocks; n++) {
-      const last = n === blocks - 1;
-      const chunk = file.subarray(n * block, (n + 1) * block);
-      await command({ cla: 0x80, ins: INS.LOAD, p1: last ? 0x80 : 0x00, p2: n, data: chunk, ne: 256 }, `LOAD block ${n + 1} of ${blocks}`);
+    for (const [n, c] of loads.entries()) {
+      await command(c, `LOAD block ${n + 1} of ${blocks}`);
       o.onBlock?.(n + 1, blocks);
     }
     return {
